@@ -1,0 +1,507 @@
+"""The NumPy CNN: gradients against finite differences and PyTorch, training, checkpoints, faults."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import numpy_cnn as nc
+import pytest
+import reference_layers as ref
+
+torch = pytest.importorskip("torch")
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks" / "bench_lenet.py"
+F64 = np.float64
+# A bias right before batch norm is cancelled by the mean subtraction: its true gradient is 0,
+# so relative errors there compare rounding noise; those are checked to be ~0 instead.
+ZERO_GRAD = ("conv1_bias", "conv2_bias")
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_lenet", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+torch_lenet = _bench_module().torch_lenet
+
+
+def rel_error(a, b) -> float:
+    """max |a - b| / max |b|: the error relative to the scale of the reference."""
+    a, b = np.asarray(a, dtype=F64), np.asarray(b, dtype=F64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
+
+
+def numerical_grad(f, x, h=1e-5, indices=None):
+    """Central differences of the scalar f() with respect to x (changed in place and restored)."""
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(x.size) if indices is None else indices:
+        old = flat[i]
+        flat[i] = old + h
+        plus = f()
+        flat[i] = old - h
+        minus = f()
+        flat[i] = old
+        gflat[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def check_layer_gradients(layer, x, train=True, seed=0):
+    """Compare the layer's analytic gradients of sum(out * R) with central differences."""
+    rng = np.random.default_rng(seed)
+    out = layer.forward(x, train)
+    r = rng.standard_normal(out.shape)
+
+    def f():
+        return float(np.sum(layer.forward(x, train) * r))
+
+    layer.forward(x, train)
+    dx = layer.backward(r)
+    errors = {"x": rel_error(dx, numerical_grad(f, x))}
+    for key, p in layer.params.items():
+        errors[key] = rel_error(layer.grads[key], numerical_grad(f, p))
+    return errors
+
+
+def images(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 784), dtype=np.uint8)
+
+
+def labels(n, seed=0):
+    return np.random.default_rng(seed + 1).integers(0, 10, n)
+
+
+# --------------------------------------------------------------------------------------------
+# Gradient checks (float64, central differences)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 0), (1, 2), (2, 1)])
+def test_conv_gradients(stride, padding):
+    rng = np.random.default_rng(1)
+    layer = nc.Conv2D(3, 4, 3, stride=stride, padding=padding, rng=rng, dtype=F64)
+    layer.params["bias"][:] = rng.standard_normal((4, 1))
+    errors = check_layer_gradients(layer, rng.standard_normal((3, 7, 7, 2)))
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_batchnorm_gradients(train):
+    rng = np.random.default_rng(2)
+    layer = nc.BatchNorm2D(3, dtype=F64)
+    layer.params["gamma"][:] = rng.uniform(0.5, 2, 3)
+    layer.params["beta"][:] = rng.standard_normal(3)
+    layer.buffers["running_mean"][:] = rng.standard_normal(3)
+    layer.buffers["running_var"][:] = rng.uniform(0.5, 2, 3)
+    x = rng.standard_normal((3, 4, 4, 5)) * 3 + 1
+    if train:
+        errors = check_layer_gradients(layer, x, train=True)
+        assert max(errors.values()) < 1e-6, errors
+    else:
+        # Eval mode is an affine map per channel: out = gamma * (x - mean) / std + beta.
+        out = layer.forward(x, train=False)
+        std = np.sqrt(layer.buffers["running_var"] + layer.eps)[:, None, None, None]
+        expected = (layer.params["gamma"][:, None, None, None]
+                    * (x - layer.buffers["running_mean"][:, None, None, None]) / std
+                    + layer.params["beta"][:, None, None, None])
+        assert rel_error(out, expected) < 1e-12
+
+
+def test_relu_maxpool_flatten_linear_gradients():
+    rng = np.random.default_rng(3)
+    layers_and_inputs = [
+        (nc.ReLU(), rng.standard_normal((2, 4, 4, 3))),
+        (nc.MaxPool2D(2), rng.standard_normal((2, 4, 6, 3))),
+        (nc.Flatten(), rng.standard_normal((2, 3, 3, 4))),
+        (nc.Linear(5, 4, rng=rng, dtype=F64), rng.standard_normal((5, 6))),
+    ]
+    layers_and_inputs[3][0].params["bias"][:] = rng.standard_normal(4)
+    for layer, x in layers_and_inputs:
+        errors = check_layer_gradients(layer, x)
+        assert max(errors.values()) < 1e-6, (layer.describe(), errors)
+
+
+def test_softmax_cross_entropy_gradient():
+    rng = np.random.default_rng(4)
+    logits = rng.standard_normal((10, 7)) * 3
+    y = rng.integers(0, 10, 7)
+    loss_fn = nc.SoftmaxCrossEntropy()
+    loss_fn.forward(logits, y)
+    numeric = numerical_grad(lambda: loss_fn.forward(logits, y), logits)
+    loss_fn.forward(logits, y)
+    assert rel_error(loss_fn.backward(), numeric) < 1e-6
+
+
+def test_whole_network_gradients():
+    """All parameters and the input, on sampled entries (a full check would take minutes)."""
+    rng = np.random.default_rng(5)
+    model = nc.build_lenet(seed=5, dtype=F64)
+    model.layers[0].input_grad = True
+    for key, p in model.params().items():
+        if key.endswith(("bias", "beta")):
+            p[:] = rng.standard_normal(p.shape) * 0.1
+    x = rng.standard_normal((1, 28, 28, 3))
+    y = np.array([1, 5, 9])
+    loss_fn = nc.SoftmaxCrossEntropy()
+
+    def f():
+        return loss_fn.forward(model.forward(x, train=True), y)
+
+    f()
+    dx = model.backward(loss_fn.backward())
+    grads = {key: g.copy() for key, g in model.grads().items()}
+    for key, p in {**model.params(), "input": x}.items():
+        analytic = dx if key == "input" else grads[key]
+        if key in ZERO_GRAD:
+            assert np.abs(analytic).max() < 1e-12, key
+            continue
+        picks = rng.choice(p.size, size=min(p.size, 12), replace=False)
+        numeric = numerical_grad(f, p, indices=picks)
+        err = rel_error(analytic.reshape(-1)[picks], numeric.reshape(-1)[picks])
+        assert err < 1e-6, (key, err)
+
+
+# --------------------------------------------------------------------------------------------
+# Agreement with PyTorch autograd and with the naive loop oracle
+# --------------------------------------------------------------------------------------------
+
+
+def torch_step(net, x_nchw, y):
+    x = torch.tensor(x_nchw, requires_grad=True)
+    logits = net(x)
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y))
+    loss.backward()
+    return logits.detach().numpy(), float(loss.detach()), x.grad.numpy()
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-8), (np.float32, 1e-4)])
+def test_matches_pytorch(dtype, tol):
+    rng = np.random.default_rng(6)
+    model = nc.build_lenet(seed=6, dtype=dtype)
+    model.layers[0].input_grad = True
+    for key, p in model.params().items():
+        if key.endswith(("bias", "beta", "gamma")):
+            p[:] = rng.standard_normal(p.shape) * 0.1 + (1 if key.endswith("gamma") else 0)
+    for key, b in model.buffers().items():
+        b[:] = rng.uniform(0.5, 1.5, b.shape) if key.endswith("var") else rng.standard_normal(b.shape)
+    net = torch_lenet(model)
+    old_buffers = {key: b.astype(F64) for key, b in model.buffers().items()}
+
+    batch = images(16, seed=6)
+    y = labels(16, seed=6)
+    x = nc.to_input(batch, dtype)  # (1, 28, 28, N)
+    x_nchw = np.ascontiguousarray(x.transpose(3, 0, 1, 2))
+
+    # Eval mode: running statistics.
+    net.eval()
+    with torch.no_grad():
+        expected = net(torch.tensor(x_nchw)).numpy()
+    assert rel_error(model.forward(x, train=False).T, expected) < tol
+
+    # Train mode: logits, loss, every parameter gradient and the input gradient.
+    net.train()
+    t_logits, t_loss, t_dx = torch_step(net, x_nchw, y)
+    loss_fn = nc.SoftmaxCrossEntropy()
+    logits = model.forward(x, train=True)
+    assert rel_error(logits.T, t_logits) < tol
+    assert abs(loss_fn.forward(logits, y) - t_loss) / t_loss < tol
+    dx = model.backward(loss_fn.backward())
+    assert rel_error(dx.transpose(3, 0, 1, 2), t_dx) < tol
+
+    t_params = dict(net.named_parameters())
+    torch_names = {"conv1": "0", "bn1": "1", "conv2": "4", "bn2": "5",
+                   "fc1": "9", "fc2": "11", "fc3": "13"}
+    for key, grad in model.grads().items():
+        if key in ZERO_GRAD:
+            assert np.abs(grad).max() < tol * 1e-2, key
+            continue
+        layer, kind = key.split("_", 1)
+        t_kind = "weight" if kind in ("weights", "gamma") else "bias"
+        t_grad = t_params[f"{torch_names[layer]}.{t_kind}"].grad.numpy()
+        if layer.startswith("fc") and kind == "weights":
+            t_grad = t_grad.T  # ours (in, out), torch (out, in)
+        assert rel_error(grad, t_grad.reshape(grad.shape)) < tol, key
+
+    # Running statistics: same mean; our variance is the biased one (torch: unbiased).
+    for name, idx, m in (("bn1", "1", 16 * 28 * 28), ("bn2", "5", 16 * 10 * 10)):
+        t_bn = dict(net.named_buffers())
+        ours = model.buffers()
+        assert rel_error(ours[f"{name}_running_mean"], t_bn[f"{idx}.running_mean"].numpy()) < tol
+        old = old_buffers[f"{name}_running_var"]
+        t_batch_var = (t_bn[f"{idx}.running_var"].numpy() - 0.9 * old) / 0.1 * (m - 1) / m
+        assert rel_error(ours[f"{name}_running_var"], 0.9 * old + 0.1 * t_batch_var) < tol
+
+
+def test_sgd_matches_pytorch():
+    rng = np.random.default_rng(7)
+    for nesterov in (False, True):
+        p = rng.standard_normal(5)
+        tp = torch.tensor(p.copy(), requires_grad=True)
+        ours = nc.SGD({"p": p}, lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=nesterov)
+        theirs = torch.optim.SGD([tp], lr=0.1, momentum=0.9, weight_decay=0.01,
+                                 nesterov=nesterov)
+        for _ in range(5):
+            g = rng.standard_normal(5)
+            tp.grad = torch.tensor(g)
+            theirs.step()
+            ours.step({"p": g})
+        assert rel_error(p, tp.detach().numpy()) < 1e-12
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 2), (2, 1)])
+def test_conv_matches_naive_loops(stride, padding):
+    rng = np.random.default_rng(8)
+    layer = nc.Conv2D(3, 5, 5, stride=stride, padding=padding, rng=rng, dtype=F64)
+    layer.params["bias"][:] = rng.standard_normal((5, 1))
+    x = rng.standard_normal((3, 9, 8, 4))
+    expected = ref.conv2d(x, layer.params["weights"], layer.params["bias"], stride, padding)
+    assert rel_error(layer.forward(x), expected) < 1e-12
+
+
+def test_maxpool_matches_naive_loops_and_routes_ties_to_first():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 8, 6, 5)).astype(np.float32)
+    pool = nc.MaxPool2D(2)
+    np.testing.assert_array_equal(pool.forward(x), ref.maxpool2d(x))
+    # An all-equal window sends its whole gradient to its first (top-left) element, like torch.
+    ties = np.zeros((1, 2, 2, 1), dtype=np.float32)
+    pool.forward(ties)
+    dx = pool.backward(np.ones((1, 1, 1, 1), dtype=np.float32))
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[1, 0], [0, 0]])
+
+
+def test_float32_stays_float32():
+    model = nc.build_lenet()
+    loss_fn = nc.SoftmaxCrossEntropy()
+    logits = model.forward(nc.to_input(images(8)), train=True)
+    assert logits.dtype == np.float32
+    loss_fn.forward(logits, labels(8))
+    model.backward(loss_fn.backward())
+    assert {g.dtype for g in model.grads().values()} == {np.dtype(np.float32)}
+
+
+# --------------------------------------------------------------------------------------------
+# Model, summary, schedules, training
+# --------------------------------------------------------------------------------------------
+
+
+def test_summary_is_computed():
+    text = nc.summary(nc.build_lenet())
+    assert "61,750" in text.splitlines()[-1]
+    for shape in ("(6, 28, 28)", "(6, 14, 14)", "(16, 10, 10)", "(16, 5, 5)", "(400,)", "(10,)"):
+        assert shape in text
+    assert nc.count_params(nc.build_lenet()) == 61_750
+    smaller = nc.Sequential(nc.build_lenet().layers[:4])
+    assert smaller.layers and "168" in nc.summary(smaller).splitlines()[-1]
+
+
+def test_he_init_and_zero_biases():
+    model = nc.build_lenet(seed=3)
+    p = model.params()
+    assert np.std(p["fc1_weights"]) == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    assert np.std(p["conv2_weights"]) == pytest.approx(np.sqrt(2 / 150), rel=0.05)
+    assert not any(p[k].any() for k in p if k.endswith("bias"))
+    assert not np.array_equal(p["fc1_weights"], nc.build_lenet(seed=4).params()["fc1_weights"])
+
+
+def test_learning_rate_schedules():
+    cfg = nc.TrainConfig(steps=100, lr=0.1, schedule="cosine")
+    assert nc.learning_rate(cfg, 1) == pytest.approx(0.1)
+    assert nc.learning_rate(cfg, 51) == pytest.approx(0.05)
+    assert nc.learning_rate(cfg, 100) < 1e-3
+    step = dataclasses.replace(cfg, schedule="step", step_every=30, step_gamma=0.5)
+    assert [nc.learning_rate(step, s) for s in (1, 30, 31, 61)] == [0.1, 0.1, 0.05, 0.025]
+    assert nc.learning_rate(dataclasses.replace(cfg, schedule="constant"), 99) == 0.1
+    with pytest.raises(ValueError, match="bogus"):
+        nc.learning_rate(dataclasses.replace(cfg, schedule="bogus"), 1)
+
+
+def test_presets():
+    assert (nc.ORIGINAL.steps, nc.ORIGINAL.batch_size, nc.ORIGINAL.lr) == (5000, 64, 0.0005)
+    assert nc.ORIGINAL.schedule == "constant" and nc.ORIGINAL.momentum == 0.9
+    json.dumps(dataclasses.asdict(nc.TUNED))
+
+
+def test_tiny_subset_overfits(tmp_path):
+    x, y = images(32, seed=10), labels(32, seed=10)
+    model = nc.build_lenet(seed=1)
+    cfg = nc.TrainConfig(steps=150, batch_size=32, lr=0.05, schedule="constant",
+                         weight_decay=0.0, checkpoint_every=1000)
+    history = nc.train(model, cfg, x, y, tmp_path)
+    assert history["accuracy"][-1] == 1.0
+    assert nc.evaluate(model, x, y) == 1.0  # eval mode, running statistics
+
+
+def small_config(**changes):
+    base = nc.TrainConfig(steps=6, batch_size=8, lr=0.05, checkpoint_every=2, seed=3)
+    return dataclasses.replace(base, **changes)
+
+
+def test_train_history_and_callback(tmp_path):
+    seen = []
+    history = nc.train(nc.build_lenet(), small_config(steps=5), images(20), labels(20), tmp_path,
+                       on_step=lambda *a: seen.append(a))
+    assert [s for s, _, _ in seen] == history["step"] == [1, 2, 3, 4, 5]
+    assert [loss for _, loss, _ in seen] == history["loss"]
+    assert history["lr"][0] == 0.05 and history["lr"][-1] < 0.05
+    assert [Path(p).name for p in history["checkpoints"]] == [
+        "model_step2.npz", "model_step4.npz", "model_step5.npz"]
+    json.dumps(history)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_is_bit_identical(tmp_path):
+    x, y = images(40), labels(40)  # 5 batches of 8 per epoch: the run crosses an epoch
+    straight = nc.build_lenet(seed=2)
+    full = nc.train(straight, small_config(), x, y, tmp_path / "a")
+
+    def interrupt(step, loss, acc):
+        if step == 5:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        nc.train(nc.build_lenet(seed=2), small_config(), x, y, tmp_path / "b", on_step=interrupt)
+    assert [p.name for p in nc.list_checkpoints(tmp_path / "b")] == [
+        "model_step2.npz", "model_step4.npz"]
+    resumed_model = nc.build_lenet(seed=99)  # its own weights are replaced by the checkpoint's
+    resumed = nc.train(resumed_model, small_config(), x, y, tmp_path / "b")
+    assert resumed["step"] == full["step"] and resumed["loss"] == full["loss"]
+    for key, value in straight.state().items():
+        np.testing.assert_array_equal(resumed_model.state()[key], value, err_msg=key)
+    # Without resume the same folder is trained from scratch.
+    again = nc.train(nc.build_lenet(seed=99), small_config(), x, y, tmp_path / "b", resume=False)
+    assert again["loss"] != full["loss"]
+
+
+def test_resume_refuses_other_config(tmp_path):
+    nc.train(nc.build_lenet(), small_config(steps=2), images(20), labels(20), tmp_path)
+    with pytest.raises(ValueError, match="config"):
+        nc.train(nc.build_lenet(), small_config(steps=2, lr=0.01), images(20), labels(20),
+                 tmp_path)
+
+
+def test_nan_loss_names_the_step_and_keeps_last_checkpoint(tmp_path):
+    model = nc.build_lenet()
+
+    def poison(step, loss, acc):
+        if step == 3:
+            model.params()["fc3_bias"][0] = np.nan
+
+    with pytest.raises(FloatingPointError, match="step 4"):
+        nc.train(model, small_config(), images(20), labels(20), tmp_path, on_step=poison)
+    assert [p.name for p in nc.list_checkpoints(tmp_path)] == ["model_step2.npz"]
+    good = nc.load(tmp_path / "model_step2.npz")
+    assert all(np.isfinite(v).all() for v in good.state().values())
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+
+ORIGINAL_KEYS = [f"{layer}_{kind}" for layer in ("conv1", "bn1", "conv2", "bn2", "fc1", "fc2",
+                                                 "fc3")
+                 for kind in (("gamma", "beta") if layer.startswith("bn") else ("weights", "bias"))]
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    model = nc.build_lenet()
+    nc.train(model, small_config(steps=4), images(40), labels(40), folder)
+    return model, folder / "model_step4.npz"
+
+
+def test_checkpoint_layout(trained_checkpoint):
+    _, path = trained_checkpoint
+    with np.load(path, allow_pickle=False) as data:
+        shapes = {key: data[key].shape for key in data.files}
+        config = json.loads(str(data["config"]))
+        rng_state = json.loads(str(data["rng_state"]))
+        assert int(data["step"]) == 4
+    assert set(ORIGINAL_KEYS) <= set(shapes)
+    assert shapes["conv1_weights"] == (6, 1, 5, 5) and shapes["conv1_bias"] == (6, 1)
+    assert shapes["conv2_weights"] == (16, 6, 5, 5) and shapes["fc1_weights"] == (400, 120)
+    assert shapes["fc3_weights"] == (84, 10) and shapes["bn2_running_var"] == (16,)
+    assert shapes["momentum_fc1_weights"] == (400, 120)
+    assert config == dataclasses.asdict(small_config(steps=4))
+    assert rng_state["bit_generator"] == "PCG64"
+
+
+def test_checkpoint_round_trip(trained_checkpoint):
+    model, path = trained_checkpoint
+    loaded = nc.load(path)
+    for key, value in model.state().items():
+        np.testing.assert_array_equal(loaded.state()[key], value, err_msg=key)
+    x = images(30, seed=11)
+    probs = nc.predict_proba(loaded, x)
+    assert probs.shape == (30, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(probs, nc.predict_proba(model, x))
+
+
+def _write(path, arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_missing_key_and_wrong_shape_name_the_key(trained_checkpoint, tmp_path):
+    _, path = trained_checkpoint
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    missing = {k: v for k, v in arrays.items() if k != "fc2_bias"}
+    with pytest.raises(KeyError, match=r"fc2_bias.*\(84,\)"):
+        nc.load(_write(tmp_path / "missing.npz", missing))
+    partial_bn = {k: v for k, v in arrays.items() if k != "bn2_running_var"}
+    with pytest.raises(KeyError, match="bn2_running_var"):
+        nc.load(_write(tmp_path / "partial.npz", partial_bn))
+    wrong = {**arrays, "conv2_weights": np.zeros((16, 6, 3, 3), np.float32)}
+    with pytest.raises(ValueError, match=r"conv2_weights.*\(16, 6, 3, 3\).*\(16, 6, 5, 5\)"):
+        nc.load(_write(tmp_path / "wrong.npz", wrong))
+
+
+def test_original_format_loads_with_warning_and_recalibrated_bn(trained_checkpoint, tmp_path):
+    model, path = trained_checkpoint
+    with np.load(path, allow_pickle=False) as data:
+        original = {key: data[key] for key in ORIGINAL_KEYS}
+    legacy = _write(tmp_path / "model_step5000.npz", original)
+    calibration = images(300, seed=12)
+    with pytest.warns(UserWarning, match="running statistics"):
+        loaded = nc.load(legacy, calibration_images=calibration)
+    # One calibration batch: the running statistics are exactly that batch's statistics.
+    conv1_out = model.layers[0].forward(nc.to_input(calibration).astype(F64), train=False)
+    bufs = loaded.buffers()
+    np.testing.assert_allclose(bufs["bn1_running_mean"], conv1_out.mean(axis=(1, 2, 3)),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bufs["bn1_running_var"], conv1_out.var(axis=(1, 2, 3)), rtol=1e-4)
+    assert not np.allclose(bufs["bn2_running_var"], 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nc.load(path)  # the full format loads silently
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmark script
+# --------------------------------------------------------------------------------------------
+
+
+def test_benchmark_smoke():
+    cmd = [sys.executable, str(BENCH), "--json", "--rounds", "1", "--steps", "2", "--warmup",
+           "1", "--batch-sizes", "64"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO).stdout
+    result = json.loads(out)
+    assert list(result) == ["64"]
+    assert set(result["64"]) == {"numpy_images_per_s", "torch_images_per_s", "ratio"}
+    assert all(v > 0 for v in result["64"].values())
