@@ -1,0 +1,303 @@
+"""cnn-by-pytorch/torch_cnn.py: models, augmentation, the training loop, checkpoints. CPU only."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch_cnn
+from torch import nn
+
+TINY = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=2, batch_size=32, eval_batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Random images whose class is written into a bright square: learnable, and quick."""
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
+        for i, y in enumerate(labels):
+            images[i, 2 + 2 * y : 6 + 2 * y, 4:24] = 255
+        return images.reshape(n, 784), labels
+
+    return (*make(96), *make(40))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data):
+    out = tmp_path_factory.mktemp("run")
+    return out, torch_cnn.train(TINY, *data, out, device="cpu")
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def test_original_has_the_reports_parameter_count():
+    model = torch_cnn.build_model(torch_cnn.REPRODUCTION)
+    assert torch_cnn.count_params(model) == 1_630_282
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("name", ["se", "resnet"])
+def test_variants_shapes_and_sizes(name):
+    model = torch_cnn.build_model(torch_cnn.Config(model=name))
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    params = torch_cnn.count_params(model)
+    if name == "se":  # two squeeze-excite gates (32 -> 4 -> 32, 64 -> 8 -> 64) on the original
+        assert params == 1_630_282 + (32 * 4 + 4 + 4 * 32 + 32) + (64 * 8 + 8 + 8 * 64 + 64)
+    else:
+        assert 2_000_000 < params <= 3_000_000
+
+
+def test_initialisation_he_xavier_zero_bias():
+    torch.manual_seed(0)
+    model = torch_cnn.build_model(torch_cnn.REPRODUCTION)
+    fc1, conv2 = model.fc1, model.conv2
+    bound = (6 / (fc1.in_features + fc1.out_features)) ** 0.5  # Xavier-uniform
+    assert fc1.weight.abs().max() <= bound and fc1.weight.abs().max() > 0.95 * bound
+    he_std = (2 / (32 * 9)) ** 0.5
+    assert conv2.weight.std().item() == pytest.approx(he_std, rel=0.05)
+    for m in (model.conv1, conv2, fc1, model.fc2):
+        assert torch.count_nonzero(m.bias) == 0
+
+
+def test_summary_reports_measured_shapes_and_counts():
+    text = torch_cnn.summary(torch_cnn.build_model(torch_cnn.REPRODUCTION))
+    assert "(64, 7, 7)" in text and "(3136,)" in text and "1,606,144" in text
+    rows = [line.split() for line in text.splitlines()[2:-2]]
+    assert sum(int(r[-1].replace(",", "")) for r in rows) == 1_630_282
+    assert text.splitlines()[-1].endswith("1,630,282")
+
+
+@pytest.mark.parametrize("name", ["original", "se", "resnet"])
+def test_one_training_step_lowers_the_loss(name, data):
+    config = torch_cnn.Config(model=name)
+    model = torch_cnn.build_model(config)
+    optimizer = torch_cnn.make_optimizer(config, model)
+    x = torch.as_tensor(data[0][:32]).float().reshape(-1, 1, 28, 28) / 255
+    y = torch.as_tensor(data[1][:32])
+
+    def loss():
+        torch.manual_seed(1)  # the same dropout mask both times
+        return nn.functional.cross_entropy(model(x), y)
+
+    before = loss()
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    assert loss().item() < before.item()
+
+
+# --- augmentation ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def batch():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 4:24, 4:24] = torch.rand(64, 1, 20, 20)  # a black border wider than any shift
+    return x
+
+
+def test_translate_shifts_without_losing_content(batch):
+    out = torch_cnn.random_translate(batch, 2)
+    assert out.shape == batch.shape
+    torch.testing.assert_close(out.sum((1, 2, 3)), batch.sum((1, 2, 3)))  # pixels moved, not lost
+    assert not torch.equal(out, batch)
+    # every image is its original shifted by at most 2 pixels each way
+    for img, orig in zip(out[:8], batch[:8], strict=True):
+        shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
+        assert any(torch.equal(img, torch.roll(orig, (dy, dx), (1, 2))) for dy, dx in shifts)
+
+
+def test_hflip_mirrors_about_half(batch):
+    out = torch_cnn.random_hflip(batch)
+    flipped = [torch.equal(o, b.flip(2)) for o, b in zip(out, batch, strict=True)]
+    kept = [torch.equal(o, b) for o, b in zip(out, batch, strict=True)]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True))
+    assert 10 < sum(flipped) < 54
+
+
+def test_random_erasing(batch):
+    assert torch.equal(torch_cnn.random_erasing(batch, 0.0), batch)
+    out = torch_cnn.random_erasing(batch, 1.0)
+    changed = (out != batch).flatten(1).sum(1)
+    assert (changed > 0).all() and (changed < 0.5 * 784).all()
+
+
+def test_augment_keeps_shape_range_and_dtype(batch):
+    config = torch_cnn.IMPROVED
+    out = torch_cnn.augment(batch, config)
+    assert out.shape == batch.shape and out.dtype == batch.dtype
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_cutmix_mixes_labels_by_pasted_area(batch):
+    y = torch.arange(64) % 10
+    x, y_pasted, lam = torch_cnn.cutmix(batch, y)
+    assert x.shape == batch.shape and 0 <= lam <= 1
+    assert sorted(y_pasted.tolist()) == sorted(y.tolist())  # a permutation: labels are kept
+    changed = (x != batch).flatten(1).any(1).float().mean()
+    assert lam == 1 or changed > 0
+
+
+# --- training, checkpoints, the shared interface --------------------------------------------
+
+
+def test_train_history_and_checkpoints(trained, data):
+    out, result = trained
+    history = result["history"]
+    assert [r["epoch"] for r in history] == [1, 2]
+    keys = {"epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+            "test_acc", "lr", "seconds"}  # fmt: skip
+    assert all(keys <= r.keys() for r in history)
+    assert history[0]["test_acc"] is None  # no test set given
+    assert result["params"] == 1_630_282
+    assert result["best_epoch"] in (1, 2)
+    assert [p.split("/")[-1] for p in result["checkpoints"]] == [
+        "model_epoch1.pt",
+        "model_epoch2.pt",
+    ]
+    json.dumps(result, allow_nan=False)  # plain data
+
+
+def test_checkpoint_round_trip_weights_only(trained, data):
+    out, result = trained
+    path = result["best_checkpoint"]
+    raw = torch.load(path, weights_only=True)
+    assert raw["epoch"] == result["best_epoch"] and raw["config"] == dataclasses.asdict(TINY)
+    model = torch_cnn.load(path)
+    assert not model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, raw["model"][key])
+    # the loaded model reproduces the validation accuracy recorded during training
+    proba = torch_cnn.predict_proba(model, data[2])
+    record = result["history"][result["best_epoch"] - 1]
+    assert (proba.argmax(1) == data[3]).mean() == pytest.approx(record["val_acc"])
+
+
+def test_predict_proba_rows_are_distributions(data):
+    model = torch_cnn.build_model(torch_cnn.REPRODUCTION)
+    for tta in (False, True):
+        proba = torch_cnn.predict_proba(model, data[0][:50], batch_size=16, tta_flip=tta)
+        assert proba.shape == (50, 10) and (proba >= 0).all()
+        np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+
+
+def test_resume_ends_with_the_same_weights(tmp_path, data):
+    # augmentation, EMA and a schedule: every random and stateful part must be restored
+    config = dataclasses.replace(
+        TINY, translate=2, hflip=True, erasing=0.5, ema=0.9, schedule="onecycle", cutmix=0.5
+    )
+    whole = torch_cnn.train(config, *data, tmp_path / "whole", device="cpu")
+
+    def interrupt(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        torch_cnn.train(config, *data, tmp_path / "split", on_epoch=interrupt, device="cpu")
+    assert not (tmp_path / "split/checkpoints/model_epoch2.pt").exists()
+    resumed = torch_cnn.train(config, *data, tmp_path / "split", device="cpu")
+
+    a = torch.load(whole["checkpoints"][-1], weights_only=True)
+    b = torch.load(resumed["checkpoints"][-1], weights_only=True)
+    for part in ("model", "ema"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), (part, key)
+
+    def strip(history):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+    assert strip(whole["history"]) == strip(resumed["history"])
+
+
+def test_resume_refuses_another_config(trained, data):
+    out, _ = trained
+    other = dataclasses.replace(TINY, lr=0.01)
+    with pytest.raises(torch_cnn.CheckpointError, match="another configuration"):
+        torch_cnn.train(other, *data, out, device="cpu")
+
+
+def test_bad_checkpoints_give_clear_errors(trained, tmp_path):
+    out, result = trained
+    good = result["checkpoints"][0]
+    raw = open(good, "rb").read()
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(torch_cnn.CheckpointError, match=r"truncated\.pt.*truncated or corrupted"):
+        torch_cnn.load(truncated)
+
+    plain = tmp_path / "plain_state_dict.pt"
+    torch.save(torch_cnn.build_model(TINY).state_dict(), plain)
+    with pytest.raises(torch_cnn.CheckpointError, match=r"plain_state_dict\.pt.*not a torch_cnn"):
+        torch_cnn.load(plain)
+
+    other_arch = tmp_path / "other_arch.pt"
+    state = torch.load(good, weights_only=True)
+    state["config"]["model"] = "resnet"
+    torch.save(state, other_arch)
+    with pytest.raises(torch_cnn.CheckpointError, match=r"other_arch\.pt.*'resnet'"):
+        torch_cnn.load(other_arch)
+
+    bad_config = tmp_path / "bad_config.pt"
+    state["config"] = {"model": "original", "depth": 3}
+    torch.save(state, bad_config)
+    with pytest.raises(torch_cnn.CheckpointError, match=r"bad_config\.pt.*config"):
+        torch_cnn.load(bad_config)
+
+
+def test_nan_loss_names_epoch_and_step(tmp_path, data, monkeypatch):
+    calls = []
+
+    def poisoned(x, config):
+        calls.append(1)
+        return x * float("nan") if len(calls) == 5 else x  # 3 steps per epoch: epoch 2, step 2
+
+    monkeypatch.setattr(torch_cnn, "augment", poisoned)
+    with pytest.raises(FloatingPointError, match=r"epoch 2, step 2/3"):
+        torch_cnn.train(TINY, *data, tmp_path, device="cpu")
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+def test_presets():
+    r = torch_cnn.REPRODUCTION
+    assert (r.model, r.optimizer, r.lr, r.batch_size, r.epochs) == ("original", "adam", 1e-3, 128, 20)
+    assert (r.schedule, r.translate, r.hflip, r.erasing, r.ema, r.label_smoothing) == (
+        "constant", 0, False, 0.0, 0.0, 0.0,
+    )  # fmt: skip
+    assert torch_cnn.IMPROVED.model == "original" and torch_cnn.IMPROVED.epochs <= 30
+    assert torch_cnn.RESNET.model == "resnet"
+    for config in (r, torch_cnn.IMPROVED, torch_cnn.RESNET):
+        json.dumps(dataclasses.asdict(config))
+
+
+def test_ablations_change_one_thing_each():
+    base = torch_cnn.ABLATIONS["baseline"]
+    assert base == dataclasses.replace(torch_cnn.REPRODUCTION, epochs=torch_cnn.ABLATION_EPOCHS)
+    for name, config in torch_cnn.ABLATIONS.items():
+        changed = {
+            f.name for f in dataclasses.fields(config) if getattr(config, f.name) != getattr(base, f.name)
+        }  # fmt: skip
+        # an optimizer or a schedule brings its own learning rate and decay settings
+        assert changed <= {"translate", "hflip", "erasing", "schedule", "label_smoothing",
+                           "optimizer", "lr", "weight_decay", "nesterov", "ema", "tta_flip",
+                           "model"}, name  # fmt: skip
+        assert name == "baseline" or changed, name
+
+
+def test_config_rejects_unknown_choices():
+    with pytest.raises(ValueError, match="model"):
+        torch_cnn.Config(model="vgg")
+
+
+def test_pick_device_is_a_device():
+    assert isinstance(torch_cnn.pick_device(), torch.device)
