@@ -270,7 +270,13 @@ def test_nan_loss_names_epoch_and_step(tmp_path, data, monkeypatch):
 
 def test_presets():
     r = torch_cnn.REPRODUCTION
-    assert (r.model, r.optimizer, r.lr, r.batch_size, r.epochs) == ("original", "adam", 1e-3, 128, 20)
+    assert (r.model, r.optimizer, r.lr, r.batch_size, r.epochs) == (
+        "original",
+        "adam",
+        1e-3,
+        128,
+        20,
+    )
     assert (r.schedule, r.translate, r.hflip, r.erasing, r.ema, r.label_smoothing) == (
         "constant", 0, False, 0.0, 0.0, 0.0,
     )  # fmt: skip
