@@ -1,0 +1,754 @@
+#!/usr/bin/env python3
+"""Build the report (English and Chinese Markdown, self-contained HTML, PDF) from both runs.
+
+Reads only what the two notebooks saved (``metrics.json``, ``logs/``, ``figures/`` of each model
+folder, and the executed notebooks); nothing is retrained. Every number in the report comes from
+those files or from the two constant blocks below, which cite ``ORIGINAL_REPORT.md``.
+
+    python report/build_report.py            # full build: model folders -> report/ (+ README)
+    python report/build_report.py --quick    # runs/quick/<model>/ -> runs/quick/report/
+    python report/build_report.py --myself DIR --pytorch DIR --out DIR --notebooks DIR
+
+A missing input (a model that has not run, an experiment that was skipped) is printed, naming
+what is missing, and its section is marked "not run"; the report is built all the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as _dt
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jinja2
+
+from fashion_mnist import REPO_ROOT
+from fashion_mnist.data import CLASS_NAMES, CLASS_NAMES_ZH, NUM_CLASSES, SHA256
+from fashion_mnist.files import read_json, write_text
+from fashion_mnist.runlog import read_csv
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+
+# --- Constants from the original report -------------------------------------------------------
+# Source: ../shared/ORIGINAL_REPORT.md ("The original course report: facts to reproduce and
+# surpass"). These are the only numbers in the report that do not come from our own runs.
+ORIGINAL_RESULTS = {
+    # test accuracy of the original's final NumPy checkpoint (step5000)
+    "cnn-by-myself": 0.8612,
+    # the original's "best model" test accuracy, picked by test accuracy (selection on test)
+    "cnn-by-pytorch": 0.9300,
+}
+ORIGINAL_LARGEST_CONFUSION = (6, 0)  # Shirt predicted as T-shirt/top (true class, predicted)
+# Public reference points, from the dataset's own benchmark table as quoted in the same file.
+REFERENCE_POINTS = (
+    ("Human performance", "人类水平", 0.835),
+    ("Best scikit-learn classifier (about)", "最佳 scikit-learn 分类器（约）", 0.897),
+    ("2 conv + pooling + BN", "2 层卷积 + 池化 + BN", 0.934),
+    ("ResNet18", "ResNet18", 0.949),
+    ("MobileNet", "MobileNet", 0.950),
+    ("DenseNet-BC (768K params)", "DenseNet-BC（76.8 万参数）", 0.954),
+    ("WRN-28-10", "WRN-28-10", 0.959),
+    ("WRN-28-10 + random erasing", "WRN-28-10 + 随机擦除", 0.963),
+    ("WRN40-4 (8.9M params)", "WRN40-4（890 万参数）", 0.967),
+)
+# ----------------------------------------------------------------------------------------------
+
+MODELS = ("cnn-by-myself", "cnn-by-pytorch")
+FIGURE_KEYS = ("curves", "curves_first_1000", "confusion", "misclassified")
+NOTEBOOK_SOURCES = {"cnn-by-myself": "cnn-by-myself/demo.ipynb",
+                    "cnn-by-pytorch": "cnn-by-pytorch/demo.ipynb"}  # fmt: skip
+
+
+class ReportInputError(RuntimeError):
+    """An input exists but cannot be read (corrupt JSON, wrong schema)."""
+
+
+# --- Formatting (Jinja filters) ---------------------------------------------------------------
+
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def pct(x, digits: int = 2) -> str:
+    """0.8612 -> '86.12' (tables say '%' in their header)."""
+    return "–" if _missing(x) else f"{100 * x:.{digits}f}"
+
+
+def pct_s(x, digits: int = 2) -> str:
+    return "–" if _missing(x) else f"{100 * x:.{digits}f}%"
+
+
+def fixed(x, digits: int = 4) -> str:
+    return "–" if _missing(x) else f"{x:.{digits}f}"
+
+
+def intc(x) -> str:
+    return "–" if _missing(x) else f"{int(x):,}"
+
+
+def secs(x) -> str:
+    return "–" if _missing(x) else f"{x:,.1f}"
+
+
+def duration(x) -> str:
+    """Seconds in words: '52.3 s', '12.4 min', '2.05 h'."""
+    if _missing(x):
+        return "–"
+    if x < 120:
+        return f"{x:.1f} s"
+    if x < 7200:
+        return f"{x / 60:.1f} min"
+    return f"{x / 3600:.2f} h"
+
+
+def cell(x) -> str:
+    """A value as a Markdown table cell: pipes escaped, newlines flattened."""
+    if _missing(x):
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        return f"{x:g}"
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
+def pp(x) -> str:
+    """A difference of two accuracies in percentage points, signed."""
+    return "–" if _missing(x) else f"{100 * x:+.2f}"
+
+
+# --- Reading the inputs -----------------------------------------------------------------------
+
+
+class Notes:
+    """Messages about missing or odd inputs: printed, and listed in the report."""
+
+    def __init__(self):
+        self.items: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.items.append(message)
+        print(f"report: {message}", file=sys.stderr)
+
+
+def _rel(target: Path, out: Path) -> str:
+    return Path(os.path.relpath(target, out)).as_posix()
+
+
+def _load_metrics(model: str, folder: Path, notes: Notes) -> dict | None:
+    path = folder / "metrics.json"
+    if not path.is_file():
+        notes.add(
+            f"missing input: {model}: no metrics.json at {path} (run {NOTEBOOK_SOURCES[model]}, "
+            "e.g. `make run`); its sections are marked 'not run'"
+        )
+        return None
+    try:
+        metrics = read_json(path)
+    except ValueError as e:
+        raise ReportInputError(f"{path}: not valid JSON: {e}") from None
+    for key in ("test_accuracy", "params", "test_report"):
+        if key not in metrics:
+            raise ReportInputError(f"{path}: no '{key}' (not a run's metrics.json?)")
+    return metrics
+
+
+def _log_summary(records: list[dict]) -> dict | None:
+    """What the step log says: steps logged, first loss, mean loss/accuracy of the last 100."""
+    steps = [r for r in records if r.get("step") is not None and r.get("loss") is not None]
+    if not steps:
+        return None
+    tail = steps[-min(100, len(steps)) :]
+    return {
+        "steps": len(steps),
+        "last_step": steps[-1]["step"],
+        "first_loss": steps[0]["loss"],
+        "tail": len(tail),
+        "tail_loss": sum(r["loss"] for r in tail) / len(tail),
+        "tail_accuracy": sum(r["accuracy"] for r in tail) / len(tail),
+    }
+
+
+def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes) -> dict:
+    """A run object plus what the templates need: figures copied, log links, log summary."""
+    name = run.get("name", "run")
+    view = dict(run)
+    view["model"] = model
+    view["figure_files"] = {}
+    for key, relpath in (run.get("figures") or {}).items():
+        if not relpath:
+            continue
+        source = folder / relpath
+        if not source.is_file():
+            notes.add(f"missing input: {model} ({name}): figure '{key}' not found at {source}")
+            continue
+        target = out / "figures" / f"{model}-{name}-{key}{Path(relpath).suffix}"
+        shutil.copyfile(source, target)
+        view["figure_files"][key] = f"figures/{target.name}"
+    view["log_links"] = {}
+    view["log_summary"] = None
+    logs = run.get("logs") or {}
+    for kind in ("log", "csv"):
+        if logs.get(kind):
+            path = folder / logs[kind]
+            if path.is_file():
+                view["log_links"][kind] = {"name": Path(logs[kind]).name, "href": _rel(path, out)}
+            else:
+                notes.add(f"missing input: {model} ({name}): log file not found at {path}")
+    if "csv" in view["log_links"]:
+        records = read_csv(folder / logs["csv"])
+        if "epochs" not in run and records and "step" in records[0]:
+            view["log_summary"] = _log_summary(records)
+        if "epochs" not in run and records and "epoch" in records[0]:
+            view["epochs"] = records
+    layers = run.get("layers") or []
+    total = sum(int(layer.get("params", 0)) for layer in layers)
+    if layers and total != run.get("params"):
+        notes.add(f"{model} ({name}): layer parameters sum to {total}, metrics say "
+                  f"{run.get('params')}")  # fmt: skip
+    return view
+
+
+def _checkpoint_rows(run: dict) -> list[dict]:
+    selected = run.get("selected_step")
+    return [{**c, "selected": c.get("step") == selected} for c in run.get("checkpoints") or []]
+
+
+def _epoch_rows(run: dict) -> list[dict]:
+    selected = run.get("selected_epoch")
+    return [{**e, "selected": e.get("epoch") == selected} for e in run.get("epochs") or []]
+
+
+def _class_rows(metrics: dict | None) -> list[dict]:
+    counts = (metrics or {}).get("class_counts") or {}
+    rows = []
+    for i in range(NUM_CLASSES):
+        row = {"class": i, "name": CLASS_NAMES[i], "name_zh": CLASS_NAMES_ZH[i]}
+        for split in ("train", "val", "test"):
+            values = counts.get(split)
+            row[split] = values[i] if values and len(values) == NUM_CLASSES else None
+        rows.append(row)
+    return rows
+
+
+def _confusion_verdict(report: dict | None) -> dict | None:
+    """Does our largest confusion match the original's (Shirt predicted as T-shirt/top)?"""
+    if not report or not report.get("most_confused"):
+        return None
+    pairs = report["most_confused"]
+    t, p = ORIGINAL_LARGEST_CONFUSION
+    rank = next((i + 1 for i, q in enumerate(pairs) if (q["true"], q["predicted"]) == (t, p)), None)
+    top = pairs[0]
+    return {
+        "agrees": (top["true"], top["predicted"]) == (t, p),
+        "rank": rank,
+        "listed": len(pairs),
+        "top": {
+            **top,
+            "true_zh": CLASS_NAMES_ZH[top["true"]],
+            "predicted_zh": CLASS_NAMES_ZH[top["predicted"]],
+        },  # fmt: skip
+        "pair": (t, p),
+        "pair_count": report["confusion_matrix"][t][p] if report.get("confusion_matrix") else None,
+    }
+
+
+# --- Derived figures --------------------------------------------------------------------------
+
+
+def _plot_class_balance(rows: list[dict], path: Path) -> bool:
+    if any(r["train"] is None for r in rows):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from fashion_mnist.plots import save
+
+    x = np.arange(NUM_CLASSES)
+    splits = [s for s in ("train", "val", "test") if all(r[s] is not None for r in rows)]
+    width = 0.8 / len(splits)
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    for k, split in enumerate(splits):
+        ax.bar(x + (k - (len(splits) - 1) / 2) * width, [r[split] for r in rows], width,
+               label=split)  # fmt: skip
+    ax.set_xticks(x, CLASS_NAMES, rotation=30, ha="right")
+    ax.set(ylabel="images", title="Images per class and split")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    save(fig, path)
+    plt.close(fig)
+    return True
+
+
+def _plot_accuracy_ladder(entries: list[tuple[str, float, str]], path: Path) -> bool:
+    """Horizontal bars: public reference points, the original's results and ours."""
+    if not entries:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fashion_mnist.plots import save
+
+    entries = sorted(entries, key=lambda e: e[1])
+    colors = {"reference": "tab:gray", "original": "tab:orange", "ours": "tab:blue"}
+    fig, ax = plt.subplots(figsize=(9, 0.38 * len(entries) + 1.2))
+    ax.barh([e[0] for e in entries], [100 * e[1] for e in entries],
+            color=[colors[e[2]] for e in entries])  # fmt: skip
+    for i, e in enumerate(entries):
+        ax.text(100 * e[1] + 0.1, i, f"{100 * e[1]:.2f}", va="center", fontsize=8)
+    low = min(100 * e[1] for e in entries)
+    ax.set_xlim(max(0.0, low - 3), 100)
+    ax.set(xlabel="test accuracy (%)", title="Test accuracy: ours (blue), the original (orange), "
+           "public reference points (grey)")  # fmt: skip
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    save(fig, path)
+    plt.close(fig)
+    return True
+
+
+# --- Notebooks, rendering, PDF ----------------------------------------------------------------
+
+
+def _export_notebooks(folder: Path, out: Path, notes: Notes) -> dict:
+    result = {}
+    exporter = None
+    for model in MODELS:
+        source = folder / f"{model}.ipynb"
+        if not source.is_file():
+            notes.add(f"missing input: executed notebook {source} not found: not exported")
+            result[model] = {"href": None, "missing": str(source)}
+            continue
+        if exporter is None:
+            import nbformat
+            from nbconvert import HTMLExporter
+
+            exporter = HTMLExporter()
+        import nbformat
+
+        body, _ = exporter.from_notebook_node(nbformat.read(source, as_version=4))
+        target = out / "notebooks" / f"{model}.html"
+        write_text(target, body)
+        result[model] = {"href": f"notebooks/{target.name}", "missing": None}
+    return result
+
+
+def _data_uri(path: Path) -> str:
+    kind = {".png": "image/png", ".jpg": "image/jpeg", ".svg": "image/svg+xml"}
+    mime = kind.get(path.suffix.lower(), "application/octet-stream")
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _environment(out: Path, embed: bool) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(pct=pct, pct_s=pct_s, fixed=fixed, intc=intc, secs=secs,
+                       duration=duration, cell=cell, pp=pp)  # fmt: skip
+    env.globals["src"] = (lambda rel: _data_uri(out / rel)) if embed else (lambda rel: rel)
+    return env
+
+
+def _markdown_to_html(markdown: str) -> tuple[str, str]:
+    """Markdown to an HTML fragment (tables, raw HTML comments kept) and its table of contents."""
+    import mistune
+    from mistune.toc import add_toc_hook, render_toc_ul
+
+    md = mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])
+    add_toc_hook(md, min_level=2, max_level=2)
+    html, state = md.parse(markdown)
+    return html, render_toc_ul(state.env["toc_items"])
+
+
+def find_chromium() -> str | None:
+    for candidate in ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def chromium(args: list[str], timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run headless Chromium (as root too) with a throwaway profile and a timeout."""
+    binary = find_chromium()
+    if binary is None:
+        raise FileNotFoundError("chromium not found")
+    with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
+        command = [
+            binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
+            f"--user-data-dir={profile}", *args,
+        ]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+def print_pdf(html: Path, pdf: Path) -> str | None:
+    """Render ``html`` to ``pdf`` with headless Chromium; returns why not, or None on success."""
+    if find_chromium() is None:
+        return "chromium not found (Debian: apt-get install chromium fonts-noto-cjk): no PDF"
+    tmp = pdf.with_name(f".{pdf.name}.tmp")
+    try:
+        proc = chromium(["--no-pdf-header-footer", "--print-to-pdf-no-header",
+                         f"--print-to-pdf={tmp}", html.resolve().as_uri()])  # fmt: skip
+    except subprocess.TimeoutExpired:
+        tmp.unlink(missing_ok=True)
+        return "chromium timed out: no PDF"
+    if not tmp.is_file() or tmp.stat().st_size == 0:
+        tmp.unlink(missing_ok=True)
+        return f"chromium failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"
+    os.replace(tmp, pdf)
+    return None
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_readme(readme: Path, block: str) -> None:
+    """Replace only what lies between the results markers of ``readme``, atomically."""
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        raise ReportInputError(f"{readme}: no {README_START} ... {README_END} block")
+    new = pattern.sub(lambda _: f"{README_START}\n{block.strip()}\n{README_END}", text, count=1)
+    if new != text:
+        write_text(readme, new)
+
+
+# --- The build --------------------------------------------------------------------------------
+
+
+def _run_label(name: str) -> dict:
+    labels = {
+        "tuned": ("tuned", "调优"),
+        "reproduction": ("reproduction (the original's settings)", "复现（原报告设置）"),
+        "improved": ("improved", "改进"),
+    }
+    en, zh = labels.get(name, (name, name))
+    return {"en": en, "zh": zh}
+
+
+def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool = False,
+          readme: Path | None = None, pdf: bool = True) -> dict:  # fmt: skip
+    """Build everything into ``out``; returns a summary (paths, notes, stage times)."""
+    started = time.perf_counter()
+    stages: list[dict] = []
+
+    def stage(label_en: str, label_zh: str, t0: float) -> None:
+        stages.append({"en": label_en, "zh": label_zh, "seconds": time.perf_counter() - t0})
+
+    out = Path(out)
+    notes = Notes()
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    folders = {"cnn-by-myself": Path(myself), "cnn-by-pytorch": Path(pytorch)}
+    models = {}
+    for model, folder in folders.items():
+        metrics = _load_metrics(model, folder, notes)
+        entry = {"model": model, "folder": str(folder), "present": metrics is not None,
+                 "metrics": metrics or {}, "runs": []}  # fmt: skip
+        if metrics is not None:
+            main = _prepare_run(metrics, model, folder, out, notes)
+            main["label"] = _run_label(metrics.get("name", "main"))
+            entry["main"] = main
+            entry["runs"].append(main)
+            if metrics.get("reproduction"):
+                repro = _prepare_run(metrics["reproduction"], model, folder, out, notes)
+                repro["label"] = _run_label(repro.get("name", "reproduction"))
+                entry["reproduction"] = repro
+                entry["runs"].append(repro)
+            else:
+                notes.add(f"missing input: {model}: no 'reproduction' run in its metrics.json "
+                          "(the original's settings): marked 'not run'")  # fmt: skip
+                entry["reproduction"] = None
+            for run in entry["runs"]:
+                run["checkpoint_rows"] = _checkpoint_rows(run)
+                run["epoch_rows"] = _epoch_rows(run)
+                run["confusion_verdict"] = _confusion_verdict(run.get("test_report"))
+            first = metrics.get("first_images_figure")
+            if first:
+                source = folder / first
+                if source.is_file():
+                    shutil.copyfile(source, out / "figures" / f"{model}-{Path(first).name}")
+                    entry["first_images"] = f"figures/{model}-{Path(first).name}"
+                else:
+                    notes.add(f"missing input: {model}: figure {source} not found")
+        else:
+            entry["main"] = entry["reproduction"] = None
+        models[model] = entry
+    stage("read metrics and logs, copy figures", "读取指标与日志、复制图像", t0)
+
+    myself_m = models["cnn-by-myself"]["metrics"]
+    torch_m = models["cnn-by-pytorch"]["metrics"]
+    extras = {}
+    for key, what in (("ablation", "ablation study"), ("ensemble", "ensemble"),
+                      ("resnet", "ResNet run (needs a GPU)")):  # fmt: skip
+        value = torch_m.get(key) if models["cnn-by-pytorch"]["present"] else None
+        if value is None and models["cnn-by-pytorch"]["present"]:
+            notes.add(f"not run: {what}: cnn-by-pytorch/metrics.json has '{key}': null")
+        extras[key] = value
+    if extras["resnet"]:
+        resnet = _prepare_run(extras["resnet"], "cnn-by-pytorch", folders["cnn-by-pytorch"],
+                              out, notes)  # fmt: skip
+        resnet["label"] = _run_label(resnet.get("name", "resnet"))
+        resnet["epoch_rows"] = _epoch_rows(resnet)
+        extras["resnet"] = resnet
+
+    t0 = time.perf_counter()
+    class_rows = _class_rows(myself_m if models["cnn-by-myself"]["present"] else None)
+    figures = {}
+    if _plot_class_balance(class_rows, out / "figures" / "class-balance.png"):
+        figures["class_balance"] = "figures/class-balance.png"
+    ladder = [(en, value, "reference") for en, _, value in REFERENCE_POINTS]
+    ladder += [(f"original: {m}", v, "original") for m, v in ORIGINAL_RESULTS.items()]
+    for model, entry in models.items():
+        for run in entry["runs"]:
+            ladder.append((f"ours: {model} ({run.get('name')})", run["test_accuracy"], "ours"))
+    if extras["ensemble"]:
+        ladder.append(("ours: ensemble", extras["ensemble"]["test_accuracy"], "ours"))
+    if extras["resnet"]:
+        ladder.append(("ours: ResNet", extras["resnet"]["test_accuracy"], "ours"))
+    if _plot_accuracy_ladder(ladder, out / "figures" / "accuracy-ladder.png"):
+        figures["ladder"] = "figures/accuracy-ladder.png"
+    stage("draw the class-balance and accuracy figures", "绘制类别分布与准确率对比图", t0)
+
+    t0 = time.perf_counter()
+    notebook_links = _export_notebooks(Path(notebooks), out, notes)
+    stage("export the executed notebooks to HTML (nbconvert)", "导出已执行的 notebook 为 HTML", t0)
+
+    quick = bool(quick or myself_m.get("quick") or torch_m.get("quick"))
+    present = [e for e in models.values() if e["present"]]
+    comparison = []
+    for entry in present:
+        for run in entry["runs"]:
+            comparison.append({
+                "model": entry["model"], "run": run, "label": run["label"],
+                "implementation": entry["metrics"].get("implementation"),
+                "code_lines": entry["metrics"].get("model_code_lines"),
+            })  # fmt: skip
+    if extras["resnet"]:
+        comparison.append({"model": "cnn-by-pytorch", "run": extras["resnet"],
+                           "label": extras["resnet"]["label"], "implementation": "PyTorch",
+                           "code_lines": torch_m.get("model_code_lines")})  # fmt: skip
+    references = sorted(
+        [{"en": en, "zh": zh, "accuracy": v, "ours": False} for en, zh, v in REFERENCE_POINTS]
+        + [{"en": f"**ours: {e['model']} ({e['main']['label']['en']})**",
+            "zh": f"**我们的 {e['model']}（{e['main']['label']['zh']}）**",
+            "accuracy": e["main"]["test_accuracy"], "ours": True} for e in present],
+        key=lambda r: r["accuracy"],
+    )  # fmt: skip
+    best_ours = max(present, key=lambda e: e["main"]["test_accuracy"], default=None)
+    if best_ours is not None:
+        acc = best_ours["main"]["test_accuracy"]
+        below = [r for r in REFERENCE_POINTS if r[2] <= acc]
+        above = [r for r in REFERENCE_POINTS if r[2] > acc]
+        standing = {
+            "model": best_ours["model"],
+            "accuracy": acc,
+            "below": below[-1] if below else None,
+            "above": above[0] if above else None,
+        }
+    else:
+        standing = None
+    ablation_best = None
+    if extras["ablation"] and extras["ablation"].get("rows"):
+        ablation_best = max(extras["ablation"]["rows"], key=lambda r: r["val_accuracy"])
+    ensemble_best_member = None
+    if extras["ensemble"] and extras["ensemble"].get("member_test_accuracies"):
+        accs = extras["ensemble"]["member_test_accuracies"]
+        name = max(accs, key=accs.get)
+        ensemble_best_member = {"name": name, "accuracy": accs[name]}
+    speedup = None
+    mm, tm = models["cnn-by-myself"]["main"], models["cnn-by-pytorch"]["main"]
+    if mm and tm and mm.get("images_per_second") and tm.get("images_per_second"):
+        speedup = tm["images_per_second"] / mm["images_per_second"]
+    config_keys = {}
+    for model, entry in models.items():
+        keys: list[str] = []
+        for run in entry["runs"]:
+            keys += [k for k in (run.get("config") or {}) if k not in keys]
+        config_keys[model] = keys
+
+    context = {
+        "quick": quick,
+        "models": models,
+        "myself": models["cnn-by-myself"],
+        "pytorch": models["cnn-by-pytorch"],
+        "extras": extras,
+        "class_rows": class_rows,
+        "figures": figures,
+        "notebooks": notebook_links,
+        "notebooks_dir": str(notebooks),
+        "notes": notes.items,
+        "original": ORIGINAL_RESULTS,
+        "original_confusion": {
+            "true": ORIGINAL_LARGEST_CONFUSION[0],
+            "predicted": ORIGINAL_LARGEST_CONFUSION[1],
+        },  # fmt: skip
+        "class_names": CLASS_NAMES,
+        "class_names_zh": CLASS_NAMES_ZH,
+        "sha256": SHA256,
+        "comparison": comparison,
+        "references": references,
+        "standing": standing,
+        "ablation_best": ablation_best,
+        "ensemble_best_member": ensemble_best_member,
+        "speedup": speedup,
+        "config_keys": config_keys,
+        "stages": stages,
+        "built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "build_commit": _git_commit(),
+        "python": sys.version.split()[0],
+        "library_versions": _library_versions(),
+        "pdf_note": None,
+    }
+
+    def render(final: bool) -> None:
+        context["final"] = final
+        context["total_seconds"] = time.perf_counter() - started
+        for lang, suffix in (("en", ""), ("zh", ".zh")):
+            name = "report.md.j2" if lang == "en" else "report.zh.md.j2"
+            markdown = _environment(out, embed=False).get_template(name).render(context)
+            write_text(out / f"report{suffix}.md", markdown)
+            embedded = _environment(out, embed=True).get_template(name).render(context)
+            body, toc = _markdown_to_html(embedded)
+            html = (
+                _environment(out, embed=True)
+                .get_template("report.html.j2")
+                .render(
+                    lang=lang,
+                    body=body,
+                    toc=toc,
+                    quick=quick,
+                    title=_title(lang, quick),
+                )
+            )
+            write_text(out / f"report{suffix}.html", html)
+
+    t0 = time.perf_counter()
+    render(final=False)
+    stage("render Markdown and HTML (Jinja2, mistune)", "渲染 Markdown 与 HTML", t0)
+
+    pdf_note = "PDF not requested (--no-pdf)"
+    if pdf:
+        t0 = time.perf_counter()
+        pdf_note = print_pdf(out / "report.html", out / "report.pdf")
+        if pdf_note is None:
+            stage("print report.pdf (headless Chromium)", "用无头 Chromium 生成 PDF", t0)
+        else:
+            print(f"report: {pdf_note}", file=sys.stderr)
+    context["pdf_note"] = pdf_note
+    render(final=True)  # again, so the stage table holds every stage (the PDF keeps its own)
+
+    readme_updated = False
+    if readme is not None and not quick:
+        block = (
+            _environment(out, embed=False)
+            .get_template("readme_results.md.j2")
+            .render(context, report_dir=_rel(out, Path(readme).parent))
+        )
+        update_readme(Path(readme), block)
+        readme_updated = True
+    total = time.perf_counter() - started
+    print(f"report: built {out}/report.md, report.zh.md, report.html, report.zh.html"
+          f"{', report.pdf' if pdf_note is None else ''} in {total:.1f} s"
+          f"{'; README results updated' if readme_updated else ''}")  # fmt: skip
+    return {"out": out, "notes": notes.items, "stages": stages, "pdf": pdf_note is None,
+            "readme_updated": readme_updated, "quick": quick}  # fmt: skip
+
+
+def _title(lang: str, quick: bool) -> str:
+    if lang == "zh":
+        title = "Fashion-MNIST 服装图像分类：NumPy 手写 CNN 与 PyTorch CNN"
+        return ("[QUICK 快速模式] " + title) if quick else title
+    title = "Fashion-MNIST clothing classification: a CNN from scratch in NumPy and one in PyTorch"
+    return ("QUICK run: " + title) if quick else title
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=10, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def _library_versions() -> dict:
+    from importlib import metadata
+
+    versions = {}
+    for package in ("jinja2", "mistune", "nbconvert", "matplotlib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="read runs/quick/, write runs/quick/report/, title says QUICK",
+    )
+    parser.add_argument("--myself", type=Path, help="the NumPy model's output folder")
+    parser.add_argument("--pytorch", type=Path, help="the PyTorch model's output folder")
+    parser.add_argument("--out", type=Path, help="where the report goes")
+    parser.add_argument("--notebooks", type=Path, help="folder of the executed notebooks")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help="README whose results block a full build rewrites (default: the "
+        "repository's README.md when --out is left at its default)",
+    )
+    parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    parser.add_argument("--no-pdf", action="store_true", help="skip the PDF")
+    args = parser.parse_args(argv)  # fmt: skip
+    base = REPO_ROOT / "runs" / "quick" if args.quick else REPO_ROOT
+    try:
+        build(
+            myself=args.myself or base / "cnn-by-myself",
+            pytorch=args.pytorch or base / "cnn-by-pytorch",
+            out=args.out or (base / "report" if args.quick else REPO_ROOT / "report"),
+            notebooks=args.notebooks
+            or REPO_ROOT / "runs" / ("quick" if args.quick else "full") / "notebooks",
+            quick=args.quick,
+            readme=None
+            if args.no_readme or (args.out and not args.readme)
+            else args.readme or REPO_ROOT / "README.md",
+            pdf=not args.no_pdf,
+        )
+    except ReportInputError as e:
+        print(f"report: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""A small FAKE pair of runs for the report tests: metrics.json files that follow the schema the
+notebooks write, tiny logs, and real small PNGs drawn with ``fashion_mnist.plots``.
+
+``make_fake_runs(root)`` writes ``root/cnn-by-myself/``, ``root/cnn-by-pytorch/`` and
+``root/notebooks/``; a fixture built on a real quick run can later replace it (the report only
+reads those folders).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import numpy as np
+
+from fashion_mnist import plots
+from fashion_mnist.data import NUM_CLASSES
+from fashion_mnist.files import write_json
+from fashion_mnist.metrics import classification_summary
+from fashion_mnist.runlog import RunLog
+
+MYSELF_LAYERS = [
+    {"layer": "Conv2D 1->6, 5x5, pad 2", "output": "(6, 28, 28)", "params": 156},
+    {"layer": "BatchNorm", "output": "(6, 28, 28)", "params": 12},
+    {"layer": "ReLU", "output": "(6, 28, 28)", "params": 0},
+    {"layer": "MaxPool 2x2/2", "output": "(6, 14, 14)", "params": 0},
+    {"layer": "Conv2D 6->16, 5x5", "output": "(16, 10, 10)", "params": 2416},
+    {"layer": "BatchNorm", "output": "(16, 10, 10)", "params": 32},
+    {"layer": "ReLU, MaxPool 2x2/2", "output": "(16, 5, 5)", "params": 0},
+    {"layer": "FullyConnected 400->120, ReLU", "output": "(120,)", "params": 48120},
+    {"layer": "FullyConnected 120->84, ReLU", "output": "(84,)", "params": 10164},
+    {"layer": "FullyConnected 84->10, Softmax", "output": "(10,)", "params": 850},
+]
+TORCH_LAYERS = [
+    {"layer": "Conv2d 1->32, 3x3, pad 1", "output": "(32, 28, 28)", "params": 320},
+    {"layer": "BatchNorm2d", "output": "(32, 28, 28)", "params": 64},
+    {"layer": "ReLU, MaxPool 2x2/2", "output": "(32, 14, 14)", "params": 0},
+    {"layer": "Conv2d 32->64, 3x3, pad 1", "output": "(64, 14, 14)", "params": 18496},
+    {"layer": "BatchNorm2d", "output": "(64, 14, 14)", "params": 128},
+    {"layer": "ReLU, MaxPool 2x2/2", "output": "(64, 7, 7)", "params": 0},
+    {"layer": "Flatten", "output": "(3136,)", "params": 0},
+    {"layer": "Linear 3136->512, ReLU", "output": "(512,)", "params": 1606144},
+    {"layer": "Dropout 0.5", "output": "(512,)", "params": 0},
+    {"layer": "Linear 512->10", "output": "(10,)", "params": 5130},
+]
+PROVENANCE = {
+    "git_commit": "0123456789abcdef0123456789abcdef01234567", "git_dirty": False,
+    "date": "2026-11-27T06:00:00+00:00", "cpu": "Fake CPU @ 2.0GHz", "cpu_cores": 2,
+    "gpu": None, "platform": "Linux-fake", "python": "3.11.2", "numpy": "2.4.6",
+    "torch": "2.13.0", "wall_seconds": 1234.5,
+}  # fmt: skip
+HARDWARE = "Fake CPU @ 2.0GHz (2 cores)"
+
+
+def _summary(y, pred) -> dict:
+    """classification_summary as plain JSON types (its per-class 'class' may be a NumPy int)."""
+    return json.loads(json.dumps(classification_summary(y, pred), default=int))
+
+
+def _predictions(seed: int, n: int = 500, error: float = 0.15):
+    """Labels and predictions with errors biased towards Shirt -> T-shirt/top."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % NUM_CLASSES
+    pred = y.copy()
+    wrong = rng.random(n) < error
+    pred[wrong] = rng.integers(0, NUM_CLASSES, wrong.sum())
+    shirts = np.flatnonzero(y == 6)[: n // 40]
+    pred[shirts] = 0
+    return y, pred
+
+
+class _Figures:
+    """Draws each kind of figure once, then copies it (drawing is the slow part)."""
+
+    def __init__(self, cache: Path):
+        self.cache = cache
+        cache.mkdir(parents=True, exist_ok=True)
+
+    def get(self, kind: str, target: Path) -> None:
+        source = self.cache / f"{kind}.png"
+        if not source.is_file():
+            rng = np.random.default_rng(0)
+            if kind == "steps":
+                records = [{"step": s, "loss": 2.3 / s**0.3, "accuracy": 1 - 0.9 / s**0.3}
+                           for s in range(1, 201)]  # fmt: skip
+                plots.plot_step_curves(records, source)
+            elif kind == "epochs":
+                records = [
+                    {
+                        "epoch": e,
+                        "train_loss": 1 / e,
+                        "train_acc": 1 - 0.2 / e,
+                        "val_loss": 1.1 / e,
+                        "val_acc": 1 - 0.25 / e,
+                    }
+                    for e in (1, 2, 3)
+                ]
+                plots.plot_epoch_curves(records, source)  # fmt: skip
+            elif kind == "confusion":
+                y, p = _predictions(0)
+                plots.plot_confusion(classification_summary(y, p)["confusion_matrix"], source)
+            elif kind == "images":
+                images = rng.integers(0, 256, (10, 784), dtype=np.uint8)
+                plots.plot_images(images, [str(i) for i in range(10)], source, cols=5)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+def _numpy_run(folder: Path, name: str, seed: int, figs: _Figures, steps: int = 200) -> dict:
+    rng = np.random.default_rng(seed)
+    with RunLog(folder / "logs", f"{name}_train", kind="step") as log:
+        for s in range(1, steps + 1):
+            log.append(
+                step=s,
+                max_steps=steps,
+                loss=float(2.3 / s**0.3 + rng.random() * 0.05),
+                accuracy=float(min(1.0, 0.1 + s / steps * 0.7 + rng.random() * 0.05)),
+            )
+    checkpoints = []
+    for k, step in enumerate(range(40, steps + 1, 40)):
+        checkpoints.append({
+            "step": step, "path": f"checkpoints/{name}/model_step{step}.npz",
+            "val_accuracy": round(0.70 + 0.03 * k + 0.001 * seed, 4) - (0.02 if k == 4 else 0),
+            "test_accuracy": round(0.69 + 0.031 * k + 0.001 * seed, 4),
+        })  # fmt: skip
+    selected = max(checkpoints, key=lambda c: c["val_accuracy"])
+    y, pred = _predictions(seed)
+    figures = {}
+    for key, kind in (("curves", "steps"), ("curves_first_1000", "steps"),
+                      ("confusion", "confusion"), ("misclassified", "images")):  # fmt: skip
+        figures[key] = f"figures/{name}_{key}.png"
+        figs.get(kind, folder / figures[key])
+    return {
+        "name": name, "params": 61750, "layers": MYSELF_LAYERS,
+        "config": {"max_steps": steps, "batch_size": 64, "learning_rate": 0.0005 * (1 + seed),
+                   "momentum": 0.9, "seed": seed, "augment": name == "tuned"},
+        "checkpoint": selected["path"],
+        "val_accuracy": selected["val_accuracy"], "test_accuracy": selected["test_accuracy"],
+        "train_seconds": 321.25 + seed, "images_per_second": 40.5 + seed, "hardware": HARDWARE,
+        "test_report": _summary(y, pred),
+        "figures": figures,
+        "logs": {"csv": f"logs/{name}_train.csv", "log": f"logs/{name}_train.log"},
+        "checkpoints": checkpoints, "selected_step": selected["step"],
+    }  # fmt: skip
+
+
+def _torch_run(folder: Path, name: str, seed: int, figs: _Figures, epochs: int = 3) -> dict:
+    records = []
+    with RunLog(folder / "logs", f"{name}_train", kind="epoch") as log:
+        for e in range(1, epochs + 1):
+            r = {"epoch": e, "epochs": epochs, "train_loss": 0.5 / e, "train_acc": 0.85 + 0.02 * e,
+                 "val_loss": 0.4 / e, "val_acc": 0.86 + 0.02 * e - (0.05 if e == epochs else 0),
+                 "test_loss": 0.41 / e, "test_acc": 0.855 + 0.021 * e + 0.001 * seed,
+                 "lr": 0.001 / e, "seconds": 12.5 * e}  # fmt: skip
+            log.append(**r)
+            records.append(r)
+    selected = max(records, key=lambda r: r["val_acc"])
+    y, pred = _predictions(seed + 10, error=0.08)
+    figures = {}
+    for key, kind in (("curves", "epochs"), ("confusion", "confusion"),
+                      ("misclassified", "images")):  # fmt: skip
+        figures[key] = f"figures/{name}_{key}.png"
+        figs.get(kind, folder / figures[key])
+    return {
+        "name": name, "params": 1630282, "layers": TORCH_LAYERS,
+        "config": {"epochs": epochs, "batch_size": 128, "optimizer": "adam", "lr": 0.001,
+                   "label_smoothing": 0.1 if name == "improved" else 0.0},
+        "checkpoint": f"checkpoints/{name}/epoch{selected['epoch']}.pt",
+        "val_accuracy": selected["val_acc"], "test_accuracy": selected["test_acc"],
+        "train_seconds": 75.5 + seed, "images_per_second": 2500.25 + seed, "hardware": HARDWARE,
+        "test_report": _summary(y, pred),
+        "figures": figures,
+        "logs": {"csv": f"logs/{name}_train.csv", "log": f"logs/{name}_train.log"},
+        "epochs": records, "selected_epoch": selected["epoch"],
+    }  # fmt: skip
+
+
+def _notebook(path: Path, title: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}"),
+                nbformat.v4.new_code_cell("1 + 1", execution_count=1,
+                                          outputs=[nbformat.v4.new_output(
+                                              "execute_result", {"text/plain": "2"},
+                                              execution_count=1)])]  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
+                   extras: bool = True, notebooks: bool = True, quick: bool = False,
+                   figure_cache: Path | None = None) -> dict:  # fmt: skip
+    """Write fake runs under ``root``; returns {'myself', 'pytorch', 'notebooks'} folders and the
+    metrics written ({model: dict})."""
+    root = Path(root)
+    figs = _Figures(figure_cache or root / "_figure_cache")
+    paths = {"myself": root / "cnn-by-myself", "pytorch": root / "cnn-by-pytorch",
+             "notebooks": root / "notebooks", "metrics": {}}  # fmt: skip
+    if myself:
+        folder = paths["myself"]
+        tuned = _numpy_run(folder, "tuned", 1, figs)
+        figs.get("images", folder / "figures/first_images.png")
+        metrics = {
+            **tuned, "model": "cnn-by-myself", "implementation": "NumPy (from scratch)",
+            "quick": quick, "model_code_lines": 412,
+            "first_images_figure": "figures/first_images.png",
+            "class_counts": {"train": [5500 + i for i in range(10)], "val": [500] * 10,
+                             "test": [1000 - i for i in range(10)]},
+            "data": {"source": "/usr/share/datasets/fashion-mnist (fake)",
+                     "sha256_verified": True},
+            "gradient_check": {"max_relative_error": 3.2e-8},
+            "reproduction": _numpy_run(folder, "reproduction", 0, figs),
+            "provenance": PROVENANCE,
+        }  # fmt: skip
+        write_json(folder / "metrics.json", metrics)
+        paths["metrics"]["cnn-by-myself"] = metrics
+    if pytorch:
+        folder = paths["pytorch"]
+        metrics = {
+            **_torch_run(folder, "improved", 2, figs), "model": "cnn-by-pytorch",
+            "implementation": "PyTorch", "quick": quick, "model_code_lines": 187,
+            "reproduction": _torch_run(folder, "reproduction", 0, figs),
+            "ablation": None, "ensemble": None, "resnet": None,
+            "provenance": {**PROVENANCE, "wall_seconds": 987.6},
+        }  # fmt: skip
+        if extras:
+            metrics["ablation"] = {"epochs": 3, "hardware": HARDWARE, "rows": [
+                {"name": "baseline", "description": "the original's network", "val_accuracy": 0.9012,
+                 "test_accuracy": 0.8987, "train_seconds": 60.5},
+                {"name": "+augment", "description": "random shifts", "val_accuracy": 0.9123,
+                 "test_accuracy": 0.9101, "train_seconds": 70.25},
+                {"name": "+cosine", "description": "cosine LR | annealing", "val_accuracy": 0.9088,
+                 "test_accuracy": 0.9065, "train_seconds": 61.0},
+            ]}  # fmt: skip
+            metrics["ensemble"] = {"members": ["improved", "reproduction", "numpy-tuned"],
+                                   "member_test_accuracies": {"improved": 0.919, "reproduction":
+                                                              0.9011, "numpy-tuned": 0.8123},
+                                   "test_accuracy": 0.9234}  # fmt: skip
+        write_json(folder / "metrics.json", metrics)
+        paths["metrics"]["cnn-by-pytorch"] = metrics
+    if notebooks:
+        for model in ("cnn-by-myself", "cnn-by-pytorch"):
+            _notebook(paths["notebooks"] / f"{model}.ipynb", model)
+    return paths
