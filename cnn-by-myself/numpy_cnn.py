@@ -150,7 +150,8 @@ class Conv2D(Layer):
                              strides=(sc, sh, sw, sh * s, sw * s, sn), writeable=False)
         cols = patches.reshape(C * k * k, Ho * Wo * N)  # the one im2col copy
         w2 = self.params["weights"].reshape(self.out_channels, -1)  # (F, C*k*k)
-        out = chunked_matmul(w2, cols) + self.params["bias"]  # (F, Ho*Wo*N)
+        out = chunked_matmul(w2, cols)  # (F, Ho*Wo*N)
+        out += self.params["bias"]
         self.cache = (x.shape, cols)
         return out.reshape(self.out_channels, Ho, Wo, N)
 
@@ -199,7 +200,7 @@ class BatchNorm2D(Layer):
             m = x.size // C
             mean = channel_sum(x) / m  # float64 statistics: float32 sums of 10^5 values drift
             xc = x - mean.astype(x.dtype).reshape(per_channel)
-            var = channel_sum(xc * xc) / m
+            var = channel_sum(np.square(xc)) / m
             mom = self.momentum
             self.buffers["running_mean"][:] = mom * self.buffers["running_mean"] + (1 - mom) * mean
             self.buffers["running_var"][:] = mom * self.buffers["running_var"] + (1 - mom) * var
@@ -207,10 +208,12 @@ class BatchNorm2D(Layer):
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
             xc = x - mean.astype(x.dtype).reshape(per_channel)
         inv_std = (1 / np.sqrt(var + self.eps)).astype(x.dtype)  # (C,)
-        xhat = xc * inv_std.reshape(per_channel)
+        xhat = xc
+        xhat *= inv_std.reshape(per_channel)  # in place: xc is not needed any more
         self.cache = (xhat, inv_std)
-        g, b = self.params["gamma"], self.params["beta"]
-        return xhat * g.reshape(per_channel) + b.reshape(per_channel)
+        out = xhat * self.params["gamma"].reshape(per_channel)
+        out += self.params["beta"].reshape(per_channel)
+        return out
 
     def backward(self, dout):
         # Training-mode gradient (batch statistics depend on x):
@@ -223,10 +226,11 @@ class BatchNorm2D(Layer):
         dgamma = channel_sum(dout * xhat)
         self.grads["beta"] = dbeta.astype(dout.dtype)
         self.grads["gamma"] = dgamma.astype(dout.dtype)
-        scale = (self.params["gamma"] * inv_std / m).astype(dout.dtype).reshape(per_channel)
-        dbeta = dbeta.astype(dout.dtype).reshape(per_channel)
-        dgamma = dgamma.astype(dout.dtype).reshape(per_channel)
-        return scale * (m * dout - dbeta - xhat * dgamma)
+        scale = self.params["gamma"] * inv_std / m  # (C,)
+        dx = dout * (m * scale).astype(dout.dtype).reshape(per_channel)
+        dx -= xhat * (scale * dgamma).astype(dout.dtype).reshape(per_channel)
+        dx -= (scale * dbeta).astype(dout.dtype).reshape(per_channel)
+        return dx
 
 
 class ReLU(Layer):

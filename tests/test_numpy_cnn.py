@@ -335,7 +335,7 @@ def test_presets():
 def test_tiny_subset_overfits(tmp_path):
     x, y = images(32, seed=10), labels(32, seed=10)
     model = nc.build_lenet(seed=1)
-    cfg = nc.TrainConfig(steps=150, batch_size=32, lr=0.05, schedule="constant",
+    cfg = nc.TrainConfig(steps=50, batch_size=32, lr=0.05, schedule="constant",
                          weight_decay=0.0, checkpoint_every=1000)
     history = nc.train(model, cfg, x, y, tmp_path)
     assert history["accuracy"][-1] == 1.0
