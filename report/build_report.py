@@ -160,7 +160,31 @@ def _load_metrics(model: str, folder: Path, notes: Notes) -> dict | None:
     for key in ("test_accuracy", "params", "test_report"):
         if key not in metrics:
             raise ReportInputError(f"{path}: no '{key}' (not a run's metrics.json?)")
-    return metrics
+    return _with_defaults(metrics, MODEL_DEFAULTS)
+
+
+RUN_DEFAULTS = {
+    "name": "run", "params": None, "layers": [], "config": {}, "checkpoint": None,
+    "val_accuracy": None, "test_accuracy": None, "train_seconds": None,
+    "images_per_second": None, "hardware": None, "test_report": None, "figures": {}, "logs": {},
+    "checkpoints": [], "selected_step": None, "epochs": None, "selected_epoch": None,
+}  # fmt: skip
+MODEL_DEFAULTS = {
+    "model": None, "implementation": None, "quick": False, "model_code_lines": None,
+    "first_images_figure": None, "class_counts": None, "data": None, "gradient_check": None,
+    "reproduction": None, "provenance": {}, "ablation": None, "ensemble": None, "resnet": None,
+}  # fmt: skip
+REPORT_DEFAULTS = {"accuracy": None, "n": None, "confusion_matrix": None, "per_class": [],
+                   "most_confused": []}  # fmt: skip
+
+
+def _with_defaults(obj: dict, defaults: dict) -> dict:
+    """``obj`` with every optional key present (None when absent), so templates can be strict."""
+    out = {**defaults, **obj}
+    for key, value in defaults.items():
+        if out[key] is None and isinstance(value, (dict, list)):
+            out[key] = type(value)()
+    return out
 
 
 def _log_summary(records: list[dict]) -> dict | None:
@@ -181,10 +205,12 @@ def _log_summary(records: list[dict]) -> dict | None:
 
 def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes) -> dict:
     """A run object plus what the templates need: figures copied, log links, log summary."""
-    name = run.get("name", "run")
-    view = dict(run)
+    view = _with_defaults(run, RUN_DEFAULTS)
+    if view["test_report"]:
+        view["test_report"] = _with_defaults(view["test_report"], REPORT_DEFAULTS)
+    name = view["name"]
     view["model"] = model
-    view["figure_files"] = {}
+    view["figure_files"] = dict.fromkeys(FIGURE_KEYS)
     for key, relpath in (run.get("figures") or {}).items():
         if not relpath:
             continue
@@ -355,7 +381,7 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _environment(out: Path, embed: bool) -> jinja2.Environment:
+def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -365,19 +391,33 @@ def _environment(out: Path, embed: bool) -> jinja2.Environment:
     )
     env.filters.update(pct=pct, pct_s=pct_s, fixed=fixed, intc=intc, secs=secs,
                        duration=duration, cell=cell, pp=pp)  # fmt: skip
-    env.globals["src"] = (lambda rel: _data_uri(out / rel)) if embed else (lambda rel: rel)
+    env.globals["src"] = lambda rel: rel  # figures are referenced relative to the report
     return env
 
 
-def _markdown_to_html(markdown: str) -> tuple[str, str]:
-    """Markdown to an HTML fragment (tables, raw HTML comments kept) and its table of contents."""
+def _markdown_to_html(markdown: str, out: Path) -> dict:
+    """Markdown to HTML parts: the title (h1), the body after it, and a table of contents.
+
+    Tables and raw HTML comments are kept; every local image is embedded as a data URI, so the
+    HTML stands alone.
+    """
     import mistune
     from mistune.toc import add_toc_hook, render_toc_ul
 
-    md = mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])
+    class EmbeddingRenderer(mistune.HTMLRenderer):
+        def image(self, text: str, url: str, title: str | None = None) -> str:
+            if not re.match(r"^(https?:|data:)", url) and (out / url).is_file():
+                url = _data_uri(out / url)
+            return super().image(text, url, title)
+
+    md = mistune.create_markdown(escape=False, renderer=EmbeddingRenderer(escape=False),
+                                 plugins=["table", "strikethrough"])  # fmt: skip
     add_toc_hook(md, min_level=2, max_level=2)
     html, state = md.parse(markdown)
-    return html, render_toc_ul(state.env["toc_items"])
+    head, sep, body = html.partition("</h1>")
+    if not sep:
+        head, body = "", html
+    return {"heading": head + sep, "body": body, "toc": render_toc_ul(state.env["toc_items"])}
 
 
 def find_chromium() -> str | None:
@@ -622,28 +662,24 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         "build_commit": _git_commit(),
         "python": sys.version.split()[0],
         "library_versions": _library_versions(),
-        "pdf_note": None,
+        "pdf_note": "not printed yet",
     }
 
     def render(final: bool) -> None:
         context["final"] = final
         context["total_seconds"] = time.perf_counter() - started
+        env = _environment()
         for lang, suffix in (("en", ""), ("zh", ".zh")):
-            name = "report.md.j2" if lang == "en" else "report.zh.md.j2"
-            markdown = _environment(out, embed=False).get_template(name).render(context)
+            template = "report.md.j2" if lang == "en" else "report.zh.md.j2"
+            markdown = env.get_template(template).render(context)
             write_text(out / f"report{suffix}.md", markdown)
-            embedded = _environment(out, embed=True).get_template(name).render(context)
-            body, toc = _markdown_to_html(embedded)
-            html = (
-                _environment(out, embed=True)
-                .get_template("report.html.j2")
-                .render(
-                    lang=lang,
-                    body=body,
-                    toc=toc,
-                    quick=quick,
-                    title=_title(lang, quick),
-                )
+            parts = _markdown_to_html(markdown, out)
+            html = env.get_template("report.html.j2").render(
+                lang=lang,
+                quick=quick,
+                title=_title(lang, quick),
+                **parts,
+                pdf=f"report{suffix}.pdf" if final and context["pdf_note"] is None else None,
             )
             write_text(out / f"report{suffix}.html", html)
 
@@ -654,18 +690,21 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     pdf_note = "PDF not requested (--no-pdf)"
     if pdf:
         t0 = time.perf_counter()
-        pdf_note = print_pdf(out / "report.html", out / "report.pdf")
-        if pdf_note is None:
-            stage("print report.pdf (headless Chromium)", "用无头 Chromium 生成 PDF", t0)
+        for suffix in ("", ".zh"):
+            pdf_note = print_pdf(out / f"report{suffix}.html", out / f"report{suffix}.pdf")
+            if pdf_note is not None:
+                print(f"report: {pdf_note}", file=sys.stderr)
+                break
         else:
-            print(f"report: {pdf_note}", file=sys.stderr)
+            stage("print report.pdf and report.zh.pdf (headless Chromium)",
+                  "用无头 Chromium 生成 PDF（中英文）", t0)  # fmt: skip
     context["pdf_note"] = pdf_note
     render(final=True)  # again, so the stage table holds every stage (the PDF keeps its own)
 
     readme_updated = False
     if readme is not None and not quick:
         block = (
-            _environment(out, embed=False)
+            _environment()
             .get_template("readme_results.md.j2")
             .render(context, report_dir=_rel(out, Path(readme).parent))
         )
@@ -673,7 +712,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         readme_updated = True
     total = time.perf_counter() - started
     print(f"report: built {out}/report.md, report.zh.md, report.html, report.zh.html"
-          f"{', report.pdf' if pdf_note is None else ''} in {total:.1f} s"
+          f"{', report.pdf, report.zh.pdf' if pdf_note is None else ''} in {total:.1f} s"
           f"{'; README results updated' if readme_updated else ''}")  # fmt: skip
     return {"out": out, "notes": notes.items, "stages": stages, "pdf": pdf_note is None,
             "readme_updated": readme_updated, "quick": quick}  # fmt: skip

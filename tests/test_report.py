@@ -146,7 +146,9 @@ def test_full_build_writes_every_output(full):
     for model in MODELS:
         assert (out / "notebooks" / f"{model}.html").is_file()
     if HAVE_CHROMIUM:
-        assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
+        for name in ("report.pdf", "report.zh.pdf"):
+            assert (out / name).read_bytes()[:5] == b"%PDF-"
+        assert '<a href="report.pdf">PDF</a>' in full["html"]
     assert "QUICK" not in full["md"].splitlines()[0]
     assert full["md"].count("**Not run:**") == 1  # only the ResNet, which needs a GPU
     assert "**Not run:** the ResNet (needs a GPU)" in full["md"]
@@ -325,7 +327,7 @@ def test_missing_model_is_named_and_marked_not_run(only_myself):
 
 
 def test_missing_extras_are_marked_not_run(tmp_path, figure_cache):
-    built = _build(tmp_path, figure_cache, extras=False, readme=False)
+    built = _build(tmp_path, figure_cache, extras=False, readme=False, notebooks=False)
     for what in ("ablation study", "ensemble", "ResNet"):
         assert f"not run: {what}" in built["messages"]
     md = built["md"]
