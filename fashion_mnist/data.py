@@ -8,6 +8,7 @@ file, so a truncated download never turns into a silently short training set.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -235,7 +236,8 @@ class _VerifiedCache:
 
     def remember(self, path: Path, sha: str) -> None:
         self.entries[path.name] = [*self._key(path), sha]
-        write_json(self.path, self.entries)
+        with contextlib.suppress(OSError):  # a read-only folder (a system copy) only costs a re-hash
+            write_json(self.path, self.entries)
 
 
 def _verify(path: Path, expected: str, cache: _VerifiedCache | None = None) -> None:
@@ -382,6 +384,11 @@ class Splits:
     val_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+
+
+def class_counts(labels: np.ndarray) -> list[int]:
+    """Images per class, as a plain list of 10 counts."""
+    return np.bincount(labels, minlength=NUM_CLASSES).tolist()
 
 
 def _stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:

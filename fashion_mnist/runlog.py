@@ -9,6 +9,7 @@ never leaves half a line, and a resumed run keeps the records up to its checkpoi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -196,9 +197,9 @@ def provenance(wall_seconds: float | None = None) -> dict:
     }
 
 
-def hardware(prov: dict) -> str:
-    """One line naming the hardware of a provenance record, for tables."""
-    return prov.get("gpu") or f"{prov.get('cpu')} ({prov.get('cpu_cores')} cores)"
+def hardware() -> str:
+    """One line naming the hardware a result comes from, for tables."""
+    return _gpu_name() or f"{_cpu_model()} ({os.cpu_count()} cores)"
 
 
 def write_metrics(path, metrics: dict, wall_seconds: float | None = None) -> dict:
@@ -206,3 +207,27 @@ def write_metrics(path, metrics: dict, wall_seconds: float | None = None) -> dic
     out = {**metrics, "provenance": provenance(wall_seconds)}
     write_json(path, out)
     return out
+
+
+@contextlib.contextmanager
+def logged_steps(folder, name: str, max_steps: int, start: int = 0, print_every: int = 500):
+    """Yield an ``on_step(step, loss, accuracy)`` callback that logs every step and drives a bar.
+
+    Every step goes to ``folder/name.log`` (the original's format) and ``name.csv``; every
+    ``print_every``-th line is also printed under the progress bar. ``start`` is the step a
+    resumed run continues from: the records after it are dropped, then written again.
+    """
+    from tqdm.auto import tqdm
+
+    with RunLog(folder, name, keep_until=start) as log, tqdm(
+        total=max_steps, initial=start, desc=name, unit="step"
+    ) as bar:
+
+        def on_step(step: int, loss: float, accuracy: float) -> None:
+            line = log.append(step=step, max_steps=max_steps, loss=loss, accuracy=accuracy)
+            bar.update(1)
+            if step % print_every == 0 or step == 1:
+                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.3f}")
+                tqdm.write(line)
+
+        yield on_step

@@ -1,0 +1,97 @@
+"""Both notebooks executed headless in quick mode, as `make run QUICK=1` runs them.
+
+One session-scoped execution per notebook writes into a temporary folder; the tests read what it
+saved. Needs the real data (a quick run trains on a subset of it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from fashion_mnist import REPO_ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]
+
+NOTEBOOKS = {"cnn-by-myself": REPO_ROOT / "cnn-by-myself" / "demo.ipynb",
+             "cnn-by-pytorch": REPO_ROOT / "cnn-by-pytorch" / "demo.ipynb"}  # fmt: skip
+
+
+def execute_quick(notebook: Path, out: Path, data_dir: Path, real_data_dir: Path) -> dict:
+    """Execute ``notebook`` with QUICK=1 into ``out``; return the executed notebook."""
+    overrides = {"QUICK": "1", "OUT_DIR": str(out), "DATA_DIR": str(data_dir),
+                 "FASHION_MNIST_DIR": str(real_data_dir)}  # fmt: skip
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(notebook.parent)}}).execute()  # fmt: skip
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    nbformat.write(nb, out / "executed.ipynb")
+    return nb
+
+
+@pytest.fixture(scope="session")
+def quick_runs(tmp_path_factory, real_data_dir) -> dict[str, Path]:
+    """Folder of each notebook's quick run, for these tests and the report's."""
+    root = tmp_path_factory.mktemp("quick")
+    data_dir = root / "data"
+    runs = {}
+    for name, notebook in NOTEBOOKS.items():
+        if not notebook.exists():
+            continue
+        runs[name] = root / name
+        execute_quick(notebook, runs[name], data_dir, real_data_dir)
+    return runs
+
+
+@pytest.mark.parametrize("name", list(NOTEBOOKS))
+def test_committed_without_outputs_and_with_parameters_cell(name):
+    nb = nbformat.read(NOTEBOOKS[name], as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert "parameters" in code[0].metadata.get("tags", [])
+
+
+def test_numpy_notebook_quick_run(quick_runs):
+    out = quick_runs["cnn-by-myself"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["quick"] is True and metrics["params"] == 61750
+    steps = {c["step"] for c in metrics["checkpoints"]}
+    assert metrics["selected_step"] in steps and steps == {100, 200, 300}
+    best = max(metrics["checkpoints"], key=lambda c: c["val_accuracy"])
+    assert metrics["val_accuracy"] == best["val_accuracy"]  # selected on validation
+    assert metrics["test_accuracy"] == metrics["test_report"]["accuracy"]
+    assert 0.5 < metrics["test_accuracy"] <= 1.0  # 300 steps on 3,000 images learn something
+    assert (out / metrics["checkpoint"]).is_file()
+    for figure in [*metrics["figures"].values(), metrics["first_images_figure"]]:
+        assert (out / figure).stat().st_size > 10_000
+    assert metrics["gradient_check"]["max_relative_error"] < 1e-6
+    assert metrics["reproduction"]["config"]["batch_size"] == 64
+    log_lines = (out / metrics["logs"]["log"]).read_text().splitlines()
+    assert len(log_lines) == 300 and ", Step: 300/300, Loss: " in log_lines[-1]
+    assert metrics["provenance"]["wall_seconds"] > 0
+
+
+def test_numpy_notebook_defaults_are_the_tuned_preset():
+    import numpy_cnn
+
+    nb = nbformat.read(NOTEBOOKS["cnn-by-myself"], as_version=4)
+    namespace: dict = {}
+    exec(nb.cells[1].source, namespace)
+    tuned = numpy_cnn.TUNED
+    for field in ("steps", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule",
+                  "checkpoint_every", "seed"):  # fmt: skip
+        assert namespace[field.upper()] == getattr(tuned, field), field
+    assert namespace["REPRO_STEPS"] == numpy_cnn.ORIGINAL.steps
