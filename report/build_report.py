@@ -508,7 +508,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     for model, folder in folders.items():
         metrics = _load_metrics(model, folder, notes)
         entry = {"model": model, "folder": str(folder), "present": metrics is not None,
-                 "metrics": metrics or {}, "runs": []}  # fmt: skip
+                 "metrics": metrics or {}, "runs": [], "first_images": None}  # fmt: skip
         if metrics is not None:
             main = _prepare_run(metrics, model, folder, out, notes)
             main["label"] = _run_label(metrics.get("name", "main"))
@@ -558,7 +558,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
 
     t0 = time.perf_counter()
     class_rows = _class_rows(myself_m if models["cnn-by-myself"]["present"] else None)
-    figures = {}
+    figures = {"class_balance": None, "ladder": None}
     if _plot_class_balance(class_rows, out / "figures" / "class-balance.png"):
         figures["class_balance"] = "figures/class-balance.png"
     ladder = [(en, value, "reference") for en, _, value in REFERENCE_POINTS]

@@ -190,6 +190,7 @@ def _notebook(path: Path, title: str) -> None:
 
 def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
                    extras: bool = True, notebooks: bool = True, quick: bool = False,
+                   resnet: bool = False,
                    figure_cache: Path | None = None) -> dict:  # fmt: skip
     """Write fake runs under ``root``; returns {'myself', 'pytorch', 'notebooks'} folders and the
     metrics written ({model: dict})."""
@@ -237,6 +238,10 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
                                    "member_test_accuracies": {"improved": 0.919, "reproduction":
                                                               0.9011, "numpy-tuned": 0.8123},
                                    "test_accuracy": 0.9234}  # fmt: skip
+        if resnet:
+            run = _torch_run(folder, "resnet", 3, figs)
+            metrics["resnet"] = {**run, "params": 2_777_674, "layers": [],
+                                 "hardware": "NVIDIA Fake GPU 80GB"}  # fmt: skip
         write_json(folder / "metrics.json", metrics)
         paths["metrics"]["cnn-by-pytorch"] = metrics
     if notebooks:

@@ -326,6 +326,35 @@ def test_missing_model_is_named_and_marked_not_run(only_myself):
     assert not (only_myself["out"] / "notebooks").exists()
 
 
+def test_only_pytorch_with_a_resnet(tmp_path, figure_cache):
+    """cnn-by-myself missing (its data section too), the ResNet present with its hardware."""
+    built = _build(tmp_path, figure_cache, myself=False, resnet=True, notebooks=False)
+    assert str(built["runs"]["myself"] / "metrics.json") in built["messages"]
+    md, zh = built["md"], built["zh"]
+    resnet = built["metrics"]["cnn-by-pytorch"]["resnet"]
+    section = md.split("### ResNet", 1)[1].split("## 9.", 1)[0]
+    assert resnet["hardware"] in section
+    assert f"{100 * resnet['test_accuracy']:.2f}%" in section
+    t = tables(md)
+    rows = t["comparison/all"][1:]
+    assert [r[0] for r in rows] == ["cnn-by-pytorch"] * 3
+    assert num(rows[-1][4]) == pct(resnet["test_accuracy"]) and rows[-1][8] == resnet["hardware"]
+    assert [int(r[0]) for r in t["epochs/resnet"][1:]] == [e["epoch"] for e in resnet["epochs"]]
+    assert "**Not run:** cnn-by-myself: no metrics.json" in md
+    assert "**Not run:** the data source" in md.split("## 2.", 1)[1].split("## 3.", 1)[0]
+    assert all(r[3] == "–" for r in t["classes"][1:])  # no class counts without cnn-by-myself
+    assert "**未运行：** cnn-by-myself：" in zh and "**ResNet**（NVIDIA Fake GPU 80GB）" in zh
+
+
+def test_neither_model_still_builds(tmp_path, figure_cache):
+    built = _build(tmp_path, figure_cache, myself=False, pytorch=False, notebooks=False)
+    for model in MODELS:
+        assert f"{model}: no metrics.json at" in built["messages"]
+    assert "**Not run:** neither model has a metrics.json" in built["md"]
+    assert "**Not run:** no model has run yet" in built["md"]
+    assert "comparison/all" not in tables(built["md"])
+
+
 def test_missing_extras_are_marked_not_run(tmp_path, figure_cache):
     built = _build(tmp_path, figure_cache, extras=False, readme=False, notebooks=False)
     for what in ("ablation study", "ensemble", "ResNet"):
