@@ -612,9 +612,14 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         }
     else:
         standing = None
-    ablation_best = None
+    ablation_best = ablation_baseline = None
     if extras["ablation"] and extras["ablation"].get("rows"):
-        ablation_best = max(extras["ablation"]["rows"], key=lambda r: r["val_accuracy"])
+        rows = extras["ablation"]["rows"]
+        ablation_best = max(rows, key=lambda r: r["val_accuracy"])
+        named = [r for r in rows if "baseline" in str(r.get("name", "")).lower()]
+        ablation_baseline = named[0] if named else rows[0]
+        if ablation_baseline is ablation_best:
+            ablation_baseline = None
     ensemble_best_member = None
     if extras["ensemble"] and extras["ensemble"].get("member_test_accuracies"):
         accs = extras["ensemble"]["member_test_accuracies"]
@@ -654,6 +659,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         "references": references,
         "standing": standing,
         "ablation_best": ablation_best,
+        "ablation_baseline": ablation_baseline,
         "ensemble_best_member": ensemble_best_member,
         "speedup": speedup,
         "config_keys": config_keys,
@@ -671,7 +677,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         env = _environment()
         for lang, suffix in (("en", ""), ("zh", ".zh")):
             template = "report.md.j2" if lang == "en" else "report.zh.md.j2"
-            markdown = env.get_template(template).render(context)
+            markdown = re.sub(r"\n{3,}", "\n\n", env.get_template(template).render(context))
             write_text(out / f"report{suffix}.md", markdown)
             parts = _markdown_to_html(markdown, out)
             html = env.get_template("report.html.j2").render(

@@ -290,6 +290,12 @@ def test_the_prose_numbers_come_from_the_metrics(full):
     speedup = torch["images_per_second"] / myself["images_per_second"]
     assert f"{speedup:.1f} times" in conclusions
     assert "+augment" in conclusions  # the best ablation row by validation accuracy
+    rows = {r["name"]: r for r in torch["ablation"]["rows"]}
+    gain = rows["+augment"]["val_accuracy"] - rows["baseline"]["val_accuracy"]
+    assert f"{100 * gain:+.2f} validation points over\n  *baseline*" in conclusions
+    ens = torch["ensemble"]
+    best_member = max(ens["member_test_accuracies"].values())
+    assert f"{100 * (ens['test_accuracy'] - best_member):+.2f} points." in conclusions
 
 
 def test_readme_block_rewritten_and_nothing_else(full):
