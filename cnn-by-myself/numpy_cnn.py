@@ -141,8 +141,10 @@ class Conv2D(Layer):
         C, H, W, N = x.shape
         k, s, p = self.k, self.stride, self.padding
         Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
-        xp = np.zeros((C, H + 2 * p, W + 2 * p, N), dtype=x.dtype)
-        xp[:, p:p + H, p:p + W, :] = x
+        xp = x
+        if p:
+            xp = np.zeros((C, H + 2 * p, W + 2 * p, N), dtype=x.dtype)
+            xp[:, p:p + H, p:p + W, :] = x
         # Every patch of every image as one strided view (C, k, k, Ho, Wo, N): stepping the kernel
         # offset (i, j) and the output pixel both move through the same H and W strides.
         sc, sh, sw, sn = xp.strides
@@ -534,6 +536,7 @@ class TrainConfig:
     schedule: str = "cosine"  # 'constant' | 'step' | 'cosine'
     step_every: int = 2000  # 'step' schedule: multiply lr by step_gamma every step_every steps
     step_gamma: float = 0.1
+    hflip: bool = False  # augmentation: mirror each training image left-right with p = 1/2
     checkpoint_every: int = 1000
     seed: int = 0
 
@@ -666,7 +669,10 @@ def train(model: Sequential, config: TrainConfig, train_images: np.ndarray,
         idx = perm[perm_pos:perm_pos + config.batch_size]
         perm_pos += config.batch_size
         labels = train_labels[idx]
-        logits = model.forward(to_input(train_images[idx], model.dtype), train=True)
+        x = to_input(train_images[idx], model.dtype)  # (1, 28, 28, N)
+        if config.hflip:  # the flip mask broadcasts over the innermost batch axis
+            x = np.where(rng.random(x.shape[-1]) < 0.5, x[:, :, ::-1, :], x)
+        logits = model.forward(x, train=True)
         loss = loss_fn.forward(logits, labels)
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss is {loss} at step {step}; stopping (the last good "

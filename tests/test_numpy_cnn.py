@@ -365,24 +365,25 @@ class Interrupt(Exception):
 
 def test_resume_is_bit_identical(tmp_path):
     x, y = images(40), labels(40)  # 5 batches of 8 per epoch: the run crosses an epoch
+    config = small_config(hflip=True)  # the flips draw from the RNG too
     straight = nc.build_lenet(seed=2)
-    full = nc.train(straight, small_config(), x, y, tmp_path / "a")
+    full = nc.train(straight, config, x, y, tmp_path / "a")
 
     def interrupt(step, loss, acc):
         if step == 5:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        nc.train(nc.build_lenet(seed=2), small_config(), x, y, tmp_path / "b", on_step=interrupt)
+        nc.train(nc.build_lenet(seed=2), config, x, y, tmp_path / "b", on_step=interrupt)
     assert [p.name for p in nc.list_checkpoints(tmp_path / "b")] == [
         "model_step2.npz", "model_step4.npz"]
     resumed_model = nc.build_lenet(seed=99)  # its own weights are replaced by the checkpoint's
-    resumed = nc.train(resumed_model, small_config(), x, y, tmp_path / "b")
+    resumed = nc.train(resumed_model, config, x, y, tmp_path / "b")
     assert resumed["step"] == full["step"] and resumed["loss"] == full["loss"]
     for key, value in straight.state().items():
         np.testing.assert_array_equal(resumed_model.state()[key], value, err_msg=key)
     # Without resume the same folder is trained from scratch.
-    again = nc.train(nc.build_lenet(seed=99), small_config(), x, y, tmp_path / "b", resume=False)
+    again = nc.train(nc.build_lenet(seed=99), config, x, y, tmp_path / "b", resume=False)
     assert again["loss"] != full["loss"]
 
 
