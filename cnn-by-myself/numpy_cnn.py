@@ -84,7 +84,7 @@ def to_input(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     """uint8 ``(N, 784)`` images -> ``(1, 28, 28, N)`` floats in [0, 1], batch innermost."""
     n = images.shape[0]
     x = images.reshape(n, IMAGE_SIDE, IMAGE_SIDE).transpose(1, 2, 0)  # (28, 28, N) view
-    x = x.astype(dtype)  # the copy lays it out as (H, W, N)
+    x = x.astype(dtype, order="C")  # the copy lays it out as (H, W, N)
     x *= 1 / 255
     return x[None]
 

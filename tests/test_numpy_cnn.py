@@ -280,6 +280,13 @@ def test_maxpool_matches_naive_loops_and_routes_ties_to_first():
     np.testing.assert_array_equal(dx[0, :, :, 0], [[1, 0], [0, 0]])
 
 
+def test_to_input_layout():
+    batch = images(5)
+    x = nc.to_input(batch)
+    assert x.shape == (1, 28, 28, 5) and x.flags.c_contiguous  # batch innermost in memory
+    np.testing.assert_allclose(x[0, 3, 7, 2], batch[2, 3 * 28 + 7] / 255, rtol=1e-6)
+
+
 def test_float32_stays_float32():
     model = nc.build_lenet()
     loss_fn = nc.SoftmaxCrossEntropy()
