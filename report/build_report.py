@@ -707,6 +707,8 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     context["pdf_note"] = pdf_note
     render(final=True)  # again, so the stage table holds every stage (the PDF keeps its own)
 
+    _remove_stale(out)
+
     readme_updated = False
     if readme is not None and not quick:
         block = (
@@ -722,6 +724,19 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
           f"{'; README results updated' if readme_updated else ''}")  # fmt: skip
     return {"out": out, "notes": notes.items, "stages": stages, "pdf": pdf_note is None,
             "readme_updated": readme_updated, "quick": quick}  # fmt: skip
+
+
+def _remove_stale(out: Path) -> None:
+    """Delete figures and notebook pages that an earlier build left and this one no longer uses."""
+    used = set()
+    for name in ("report.md", "report.zh.md"):
+        text = (out / name).read_text(encoding="utf-8")
+        used |= set(re.findall(r"\]\(((?:figures|notebooks)/[^)\s]+)\)", text))
+    for folder in ("figures", "notebooks"):
+        for path in sorted((out / folder).glob("*")) if (out / folder).is_dir() else []:
+            if path.is_file() and f"{folder}/{path.name}" not in used:
+                path.unlink()
+                print(f"report: removed {path} (left by an earlier build, no longer used)")
 
 
 def _title(lang: str, quick: bool) -> str:

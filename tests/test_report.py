@@ -389,6 +389,19 @@ def test_quick_build_from_the_command_line_says_quick(tmp_path, figure_cache):
     assert "cnn-by-myself.ipynb not found" in proc.stderr
 
 
+def test_rebuild_removes_stale_outputs(tmp_path, figure_cache):
+    built = _build(tmp_path, figure_cache, readme=False)
+    stale = built["out"] / "figures" / "old-figure.png"
+    stale.write_bytes(b"old")
+    shutil.rmtree(built["runs"]["notebooks"])
+    again = build_report.build(built["runs"]["myself"], built["runs"]["pytorch"], built["out"],
+                               built["runs"]["notebooks"], pdf=False)  # fmt: skip
+    assert again["out"] == built["out"]
+    assert not stale.exists()
+    assert not list((built["out"] / "notebooks").glob("*.html"))
+    assert (built["out"] / "figures" / "class-balance.png").is_file()
+
+
 def test_corrupt_metrics_is_an_error_naming_the_file(tmp_path, figure_cache):
     runs = make_fake_runs(tmp_path / "runs", figure_cache=figure_cache, notebooks=False)
     (runs["pytorch"] / "metrics.json").write_text("{ not json", encoding="utf-8")
