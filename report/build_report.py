@@ -353,22 +353,22 @@ def _plot_accuracy_ladder(entries: list[tuple[str, float, str]], path: Path) -> 
 
 
 def _export_notebooks(folder: Path, out: Path, notes: Notes) -> dict:
+    """Each executed notebook as HTML (nbconvert) in ``out/notebooks/``; a note when it cannot."""
     result = {}
-    exporter = None
     for model in MODELS:
         source = folder / f"{model}.ipynb"
+        result[model] = {"href": None, "missing": str(source)}
         if not source.is_file():
             notes.add(f"missing input: executed notebook {source} not found: not exported")
-            result[model] = {"href": None, "missing": str(source)}
             continue
-        if exporter is None:
+        try:
             import nbformat
             from nbconvert import HTMLExporter
 
-            exporter = HTMLExporter()
-        import nbformat
-
-        body, _ = exporter.from_notebook_node(nbformat.read(source, as_version=4))
+            body, _ = HTMLExporter().from_notebook_node(nbformat.read(source, as_version=4))
+        except Exception as e:  # a damaged notebook costs its link, not the report
+            notes.add(f"executed notebook {source} could not be exported: {e}")
+            continue
         target = out / "notebooks" / f"{model}.html"
         write_text(target, body)
         result[model] = {"href": f"notebooks/{target.name}", "missing": None}
