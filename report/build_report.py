@@ -710,7 +710,11 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     _remove_stale(out)
 
     readme_updated = False
-    if readme is not None and not quick:
+    if readme is not None and not present:
+        print(f"report: no model has run: {readme} left as it is")
+    elif readme is not None and quick:
+        print(f"report: a QUICK build never writes the results into {readme}")
+    elif readme is not None:
         block = (
             _environment()
             .get_template("readme_results.md.j2")

@@ -401,6 +401,7 @@ def test_neither_model_still_builds(tmp_path, figure_cache):
     assert "**Not run:** neither model has a metrics.json" in built["md"]
     assert "**Not run:** no model has run yet" in built["md"]
     assert "comparison/all" not in tables(built["md"])
+    assert built["readme"].read_text(encoding="utf-8") == README_TEXT  # nothing to report yet
 
 
 def test_missing_extras_are_marked_not_run(tmp_path, figure_cache):
