@@ -22,6 +22,7 @@ import pytest
 from report_fixtures import make_fake_runs
 
 from fashion_mnist import REPO_ROOT
+from fashion_mnist.files import read_json, write_json
 
 _spec = importlib.util.spec_from_file_location("build_report", REPO_ROOT / "report/build_report.py")
 build_report = importlib.util.module_from_spec(_spec)
@@ -90,7 +91,7 @@ def built(request, tmp_path_factory):
     out = root / "out"
     return {
         "out": out, "messages": stderr.getvalue() + stdout.getvalue(),
-        "metrics": {m: build_report.read_json(QUICK_RUNS / m / "metrics.json") for m in MODELS},
+        "metrics": {m: read_json(QUICK_RUNS / m / "metrics.json") for m in MODELS},
         "md": (out / "report.md").read_text(encoding="utf-8"),
         "zh": (out / "report.zh.md").read_text(encoding="utf-8"),
         "html": (out / "report.html").read_text(encoding="utf-8"),
@@ -404,16 +405,6 @@ def test_neither_model_still_builds(tmp_path, figure_cache):
     assert built["readme"].read_text(encoding="utf-8") == README_TEXT  # nothing to report yet
 
 
-def test_missing_extras_are_marked_not_run(tmp_path, figure_cache):
-    built = _build(tmp_path, figure_cache, extras=False, readme=False, notebooks=False)
-    for what in ("ablation study", "ensemble", "ResNet"):
-        assert f"not run: {what}" in built["messages"]
-    md = built["md"]
-    for section in ("### Ablation", "### Ensemble", "### ResNet"):
-        assert "**Not run:**" in md.split(section, 1)[1].split("###", 1)[0], section
-    assert "ablation" not in tables(md) and "ensemble" not in tables(md)
-
-
 def test_quick_build_from_the_command_line_says_quick(tmp_path, figure_cache):
     runs = make_fake_runs(tmp_path / "runs", figure_cache=figure_cache, quick=True)
     out = tmp_path / "report"
@@ -432,14 +423,37 @@ def test_quick_build_from_the_command_line_says_quick(tmp_path, figure_cache):
     assert "cnn-by-myself.ipynb not found" in proc.stderr
 
 
-def test_rebuild_removes_stale_outputs(tmp_path, figure_cache):
-    built = _build(tmp_path, figure_cache, readme=False)
+def test_missing_extras_then_a_rebuild_from_quick_metrics(tmp_path, figure_cache):
+    """No extras: marked not run. Rebuilt after a quick run replaced the metrics: QUICK even
+    without the flag, the README untouched, the earlier build's unused figures and pages gone."""
+    built = _build(tmp_path, figure_cache, extras=False)
+    assert "QUICK" not in built["md"].splitlines()[0]
+    # first, without ablation, ensemble and ResNet: named, and their sections marked not run
+    for what in ("ablation study", "ensemble", "ResNet"):
+        assert f"not run: {what}" in built["messages"]
+    for section in ("### Ablation", "### Ensemble", "### ResNet"):
+        assert "**Not run:**" in built["md"].split(section, 1)[1].split("###", 1)[0], section
+    assert "ablation" not in tables(built["md"]) and "ensemble" not in tables(built["md"])
+    assert "**未运行：** 消融实验" in built["zh"] and "**未运行：** 模型集成" in built["zh"]
+    # then rebuilt from quick metrics, with a stale figure and the notebooks gone
     stale = built["out"] / "figures" / "old-figure.png"
     stale.write_bytes(b"old")
     shutil.rmtree(built["runs"]["notebooks"])
-    again = build_report.build(built["runs"]["myself"], built["runs"]["pytorch"], built["out"],
-                               built["runs"]["notebooks"], pdf=False)  # fmt: skip
-    assert again["out"] == built["out"]
+    for key in ("myself", "pytorch"):
+        path = built["runs"][key] / "metrics.json"
+        write_json(path, {**read_json(path), "quick": True})
+    built["readme"].write_text(README_TEXT, encoding="utf-8")
+    result = build_report.build(
+        built["runs"]["myself"],
+        built["runs"]["pytorch"],
+        built["out"],
+        built["runs"]["notebooks"],
+        readme=built["readme"],
+        pdf=False,
+    )
+    assert result["quick"] and not result["readme_updated"]
+    assert (built["out"] / "report.md").read_text(encoding="utf-8").startswith("# QUICK run:")
+    assert built["readme"].read_text(encoding="utf-8") == README_TEXT
     assert not stale.exists()
     assert not list((built["out"] / "notebooks").glob("*.html"))
     assert (built["out"] / "figures" / "class-balance.png").is_file()
