@@ -31,7 +31,7 @@ from pathlib import Path
 import jinja2
 
 from fashion_mnist import REPO_ROOT
-from fashion_mnist.data import CLASS_NAMES, CLASS_NAMES_ZH, NUM_CLASSES, SHA256
+from fashion_mnist.data import CLASS_NAMES, CLASS_NAMES_ZH, COLS, NUM_CLASSES, ROWS, SHA256
 from fashion_mnist.files import read_json, write_text
 from fashion_mnist.runlog import read_csv
 
@@ -655,6 +655,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         "class_names": CLASS_NAMES,
         "class_names_zh": CLASS_NAMES_ZH,
         "sha256": SHA256,
+        "image_shape": (ROWS, COLS),
         "comparison": comparison,
         "references": references,
         "standing": standing,

@@ -332,6 +332,8 @@ def test_the_prose_numbers_come_from_the_metrics(full):
     assert "As in the original, Shirt predicted as" in conclusions  # the fake is built that way
     speedup = torch["images_per_second"] / myself["images_per_second"]
     assert f"{speedup:.1f} times" in conclusions
+    counts = myself["class_counts"]
+    assert f"In all: {sum(counts['train']):,} training, {sum(counts['val']):,} validation" in md
     assert "+augment" in conclusions  # the best ablation row by validation accuracy
     rows = {r["name"]: r for r in torch["ablation"]["rows"]}
     gain = rows["+augment"]["val_accuracy"] - rows["baseline"]["val_accuracy"]
