@@ -406,7 +406,7 @@ class EMA:
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, x: torch.Tensor, tta_flip: bool) -> torch.Tensor:
+def _log_proba(model: nn.Module, x: torch.Tensor, tta_flip: bool) -> torch.Tensor:
     """Log-probabilities of uint8 images; with ``tta_flip``, of the mean of image and mirror."""
     x = x.float() / 255
     with _autocast(x.device):
@@ -422,7 +422,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     model.eval()
     loss, correct = 0.0, 0
     for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
-        log_p = _logits(model, xb, tta_flip)
+        log_p = _log_proba(model, xb, tta_flip)
         loss += F.nll_loss(log_p, yb, reduction="sum").item()
         correct += (log_p.argmax(1) == yb).sum().item()
     return loss / len(y), correct / len(y)
@@ -497,9 +497,10 @@ def _rng_state(device: torch.device) -> dict:
 
 
 def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
+    # RNG states are CPU byte tensors, whatever map_location moved them to.
+    torch.set_rng_state(state["torch"].cpu())
     if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 def train(
@@ -672,5 +673,5 @@ def predict_proba(
     model.eval()
     x = to_images(images, device)
     return np.concatenate(
-        [_logits(model, xb, tta_flip).exp().cpu().numpy() for xb in x.split(batch_size)]
+        [_log_proba(model, xb, tta_flip).exp().cpu().numpy() for xb in x.split(batch_size)]
     )
