@@ -226,32 +226,42 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def summary(model: nn.Module) -> str:
-    """A layer table (output shape, parameters) measured by running a dummy image through the model."""
+def summary_rows(model: nn.Module) -> list[dict]:
+    """One row per computing layer: name, output shape and parameters, measured by running a dummy
+    image through the model (forward hooks), so the table cannot drift from the code."""
     rows, hooks = [], []
+
+    def record(name):
+        def hook(module, _, out):
+            rows.append({
+                "layer": f"{name} ({type(module).__name__})",
+                "output": str(tuple(out.shape[1:])),
+                "params": sum(p.numel() for p in module.parameters()),
+            })  # fmt: skip
+
+        return hook
+
     for name, module in model.named_modules():
         if name and not list(module.children()):  # leaves: the layers that compute
-            hooks.append(
-                module.register_forward_hook(
-                    lambda m, _, out, name=name: rows.append(
-                        (f"{name} ({type(m).__name__})", tuple(out.shape[1:]),
-                         sum(p.numel() for p in m.parameters()))
-                    )
-                )
-            )  # fmt: skip
+            hooks.append(module.register_forward_hook(record(name)))
     was_training = model.training
-    device = next(model.parameters()).device
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, *IMAGE_SHAPE, device=device))
+            model(torch.zeros(1, *IMAGE_SHAPE, device=next(model.parameters()).device))
     finally:
         model.train(was_training)
         for h in hooks:
             h.remove()
-    width = max(len(r[0]) for r in rows) + 2
+    return rows
+
+
+def summary(model: nn.Module) -> str:
+    """The layer table of ``summary_rows`` as text, with the total."""
+    rows = summary_rows(model)
+    width = max(len(r["layer"]) for r in rows) + 2
     lines = [f"{'Layer':<{width}}{'Output':<16}{'Params':>12}", "-" * (width + 28)]
-    lines += [f"{n:<{width}}{str(s):<16}{p:>12,}" for n, s, p in rows]
+    lines += [f"{r['layer']:<{width}}{r['output']:<16}{r['params']:>12,}" for r in rows]
     lines += ["-" * (width + 28), f"{'Total':<{width}}{'':<16}{count_params(model):>12,}"]
     return "\n".join(lines)
 
@@ -448,11 +458,15 @@ def checkpoint_path(out_dir, epoch: int) -> Path:
     return Path(out_dir) / "checkpoints" / f"model_epoch{epoch}.pt"
 
 
+def checkpoint_epoch(path) -> int | None:
+    """The epoch in a checkpoint's file name (``model_epoch12.pt`` -> 12), else None."""
+    match = re.fullmatch(r"model_epoch(\d+)\.pt", Path(path).name)
+    return int(match[1]) if match else None
+
+
 def latest_checkpoint(out_dir) -> Path | None:
     paths = Path(out_dir).glob("checkpoints/model_epoch*.pt")
-    numbered = [
-        (int(m[1]), p) for p in paths if (m := re.fullmatch(r"model_epoch(\d+)\.pt", p.name))
-    ]
+    numbered = [(checkpoint_epoch(p), p) for p in paths if checkpoint_epoch(p) is not None]
     return max(numbered)[1] if numbered else None
 
 
@@ -515,6 +529,7 @@ def train(
     on_epoch=None,
     resume: bool = True,
     device: torch.device | str | None = None,
+    tensorboard_dir=None,
 ) -> dict:
     """Train ``config`` and return its history as plain data.
 
@@ -523,7 +538,8 @@ def train(
     ``out_dir/checkpoints/model_epoch{N}.pt`` atomically, then call ``on_epoch(record)``. With
     ``resume`` it continues from the latest checkpoint in ``out_dir``, ending with the same weights
     an uninterrupted run would have (on the CPU). The best epoch is the one with the highest
-    validation accuracy.
+    validation accuracy. TensorBoard events go to ``tensorboard_dir`` (default
+    ``out_dir/tensorboard``) when the optional ``tensorboard`` package is installed.
     """
     device = torch.device(device) if device is not None else pick_device()
     out_dir = Path(out_dir)
@@ -559,7 +575,7 @@ def train(
         history, start = state["history"], state["epoch"] + 1
         print(f"Resumed from {latest}")
 
-    writer = _tensorboard_writer(out_dir / "tensorboard")
+    writer = _tensorboard_writer(Path(tensorboard_dir or out_dir / "tensorboard"))
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     for epoch in range(start, config.epochs + 1):
         t0 = time.perf_counter()

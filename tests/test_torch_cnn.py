@@ -76,6 +76,15 @@ def test_summary_reports_measured_shapes_and_counts():
 
 
 @pytest.mark.parametrize("name", ["original", "se", "resnet"])
+def test_summary_rows_add_up_to_the_model(name):
+    model = torch_cnn.build_model(torch_cnn.Config(model=name))
+    rows = torch_cnn.summary_rows(model)
+    assert sum(r["params"] for r in rows) == torch_cnn.count_params(model)
+    assert rows[-1]["output"] == "(10,)"
+    json.dumps(rows)
+
+
+@pytest.mark.parametrize("name", ["original", "se", "resnet"])
 def test_one_training_step_lowers_the_loss(name, data):
     config = torch_cnn.Config(model=name)
     model = torch_cnn.build_model(config)
@@ -215,6 +224,13 @@ def test_resume_ends_with_the_same_weights(tmp_path, data):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
     assert strip(whole["history"]) == strip(resumed["history"])
+
+
+def test_checkpoint_names():
+    assert torch_cnn.checkpoint_epoch("runs/x/checkpoints/model_epoch12.pt") == 12
+    assert torch_cnn.checkpoint_epoch("model_epoch12.pt.tmp") is None
+    path = torch_cnn.checkpoint_path("out", 3)
+    assert path.as_posix() == "out/checkpoints/model_epoch3.pt"
 
 
 def test_resume_refuses_another_config(trained, data):
