@@ -435,17 +435,22 @@ def build_lenet(seed: int = 0, dtype=np.float32) -> Sequential:
     ])
 
 
-def summary(model: Sequential, input_shape=(1, IMAGE_SIDE, IMAGE_SIDE)) -> str:
-    """The layer table (layer, output shape, parameters), computed by running one dummy image."""
+def summary_rows(model: Sequential, input_shape=(1, IMAGE_SIDE, IMAGE_SIDE)) -> list[dict]:
+    """One row per layer (name, output shape, parameters), computed by running a dummy image."""
     x = np.zeros((*input_shape, 1), dtype=model.dtype)
-    rows = [("Layer", "Output", "Params")]
-    total = 0
+    rows = []
     for layer in model.layers:
         x = layer.forward(x, train=False)
-        count = sum(p.size for p in layer.params.values())
-        total += count
-        rows.append((layer.describe(), str(x.shape[:-1]), f"{count:,}"))
-    rows.append(("Total", "", f"{total:,}"))
+        rows.append({"layer": layer.describe(), "output": str(x.shape[:-1]),
+                     "params": sum(p.size for p in layer.params.values())})
+    return rows
+
+
+def summary(model: Sequential, input_shape=(1, IMAGE_SIDE, IMAGE_SIDE)) -> str:
+    """The original's layer table: layer, output shape, parameters, and the total."""
+    rows = [("Layer", "Output", "Params")]
+    rows += [(r["layer"], r["output"], f"{r['params']:,}") for r in summary_rows(model, input_shape)]
+    rows.append(("Total", "", f"{count_params(model):,}"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
     lines.insert(1, "-" * len(lines[0]))

@@ -8,14 +8,16 @@ The two model modules share an interface, ``load(path) -> model`` and
 from __future__ import annotations
 
 import ast
+import importlib.util
 import io
+import sys
 import tokenize
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from . import plots
+from . import REPO_ROOT, plots
 from .data import Splits
 from .metrics import classification_summary
 
@@ -94,3 +96,25 @@ def model_code_lines(path: str | Path) -> int:
                             tokenize.DEDENT, tokenize.ENDMARKER):  # fmt: skip
             code_lines.update(range(tok.start[0], tok.end[0] + 1))
     return len(code_lines - docstring_lines)
+
+
+def import_model_module(folder: str, name: str):
+    """Import ``REPO_ROOT/folder/name.py`` (the model folders are not packages: their names have
+    hyphens), e.g. the NumPy model from the PyTorch notebook for the ensemble."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def soft_vote(probabilities: dict[str, np.ndarray], labels: np.ndarray) -> dict:
+    """Average the members' class probabilities; each member's accuracy and the ensemble's."""
+    mean = np.mean([p.astype(np.float64) for p in probabilities.values()], axis=0)
+    return {
+        "members": list(probabilities),
+        "member_accuracies": {k: accuracy(p, labels) for k, p in probabilities.items()},
+        "accuracy": accuracy(mean, labels),
+    }
