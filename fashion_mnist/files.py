@@ -43,9 +43,17 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays as the Python values JSON knows."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON; NaN/inf are refused (they are not JSON)."""
-    write_text(path, json.dumps(obj, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
+    text = json.dumps(obj, indent=2, allow_nan=False, ensure_ascii=False, default=_plain)
+    write_text(path, text + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -92,7 +92,7 @@ def plot_images(images, titles: Sequence[str], path=None, cols: int = 10, title:
     """A grid of 28x28 images, each with its title (class name, or true/predicted)."""
     n = len(images)
     rows = max(1, -(-n // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.55 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.8 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
