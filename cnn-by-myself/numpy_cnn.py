@@ -546,8 +546,13 @@ class TrainConfig:
     seed: int = 0
 
 
+# The original's settings, for the reproduction row (measured here: 86.2% test; original 86.1%).
 ORIGINAL = TrainConfig(steps=5000, batch_size=64, lr=0.0005, momentum=0.9, nesterov=False,
                        weight_decay=0.0, schedule="constant")
+# The default: the PyTorch reference recipe for this net (SGD Nesterov lr 0.1, cosine decay,
+# weight decay 5e-4, batch 128, 7,000 steps, ~16 epochs of 55,000 images). On a 5,000-image
+# validation split it beat 10,000 steps, weight decay 1e-3 and horizontal flips (91.8% vs
+# 91.4-91.7%); its test accuracy was 91.1% (seed 0).
 TUNED = TrainConfig()
 
 
