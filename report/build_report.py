@@ -203,8 +203,10 @@ def _log_summary(records: list[dict]) -> dict | None:
     }
 
 
-def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes) -> dict:
-    """A run object plus what the templates need: figures copied, log links, log summary."""
+def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes,
+                 figure_keys: tuple[str, ...] = FIGURE_KEYS) -> dict:  # fmt: skip
+    """A run object plus what the templates need: figures copied (those of ``figure_keys``, the
+    ones the report shows), log links, log summary."""
     view = _with_defaults(run, RUN_DEFAULTS)
     if view["test_report"]:
         view["test_report"] = _with_defaults(view["test_report"], REPORT_DEFAULTS)
@@ -212,7 +214,7 @@ def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes) -
     view["model"] = model
     view["figure_files"] = dict.fromkeys(FIGURE_KEYS)
     for key, relpath in (run.get("figures") or {}).items():
-        if not relpath:
+        if not relpath or key not in figure_keys:
             continue
         source = folder / relpath
         if not source.is_file():
@@ -388,6 +390,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.do"],
     )
     env.filters.update(pct=pct, pct_s=pct_s, fixed=fixed, intc=intc, secs=secs,
                        duration=duration, cell=cell, pp=pp)  # fmt: skip
@@ -515,7 +518,8 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
             entry["main"] = main
             entry["runs"].append(main)
             if metrics.get("reproduction"):
-                repro = _prepare_run(metrics["reproduction"], model, folder, out, notes)
+                repro = _prepare_run(metrics["reproduction"], model, folder, out, notes,
+                                     ("curves", "curves_first_1000", "confusion"))  # fmt: skip
                 repro["label"] = _run_label(repro.get("name", "reproduction"))
                 entry["reproduction"] = repro
                 entry["runs"].append(repro)
@@ -551,7 +555,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         extras[key] = value
     if extras["resnet"]:
         resnet = _prepare_run(extras["resnet"], "cnn-by-pytorch", folders["cnn-by-pytorch"],
-                              out, notes)  # fmt: skip
+                              out, notes, ("curves",))  # fmt: skip
         resnet["label"] = _run_label(resnet.get("name", "resnet"))
         resnet["epoch_rows"] = _epoch_rows(resnet)
         extras["resnet"] = resnet

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import importlib.util
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -72,7 +73,8 @@ def full(tmp_path_factory, figure_cache):
     return _build(tmp_path_factory.mktemp("full"), figure_cache, pdf=HAVE_CHROMIUM)
 
 
-QUICK_RUNS = REPO_ROOT / "runs" / "quick"
+# A real quick run (`make run QUICK=1`); REPORT_QUICK_RUNS may name another folder of that shape.
+QUICK_RUNS = Path(os.environ.get("REPORT_QUICK_RUNS") or REPO_ROOT / "runs" / "quick")
 
 
 @pytest.fixture(scope="module", params=["fake", "quick-run"])
