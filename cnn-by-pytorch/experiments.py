@@ -10,6 +10,8 @@ the hardware) under ``OUT/NAME``, and resumes there when interrupted (a finished
 retrained); ``ablations`` also writes
 ``OUT/ablations.json``: one row per ablation with its validation-selected test accuracy.
 Options: ``--epochs N`` shortens a run (a smoke test), ``--data DIR`` picks the data folder.
+On a CPU shared with other jobs, set ``OMP_WAIT_POLICY=PASSIVE``: OpenMP's spin-waiting threads
+made each step about three times slower here when the cores were oversubscribed.
 """
 
 from __future__ import annotations
