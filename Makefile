@@ -15,7 +15,7 @@ endif
 
 MODELS := cnn-by-myself cnn-by-pytorch
 
-.PHONY: run test venv data notebooks report bench lint clean-quick
+.PHONY: run test venv data notebooks report ablation resnet bench lint clean-quick
 
 run: venv data notebooks report
 	@echo "make run: done ($(if $(filter 1,$(QUICK)),quick run in $(OUT)/,full run))."
@@ -53,6 +53,15 @@ report: venv
 	else \
 	  echo "== report/build_report.py is not there yet: no report built"; \
 	fi
+
+# The ablation table (each improvement alone, a few epochs each: about half an hour on 2 cores);
+# the PyTorch notebook reads the recorded cnn-by-pytorch/ablation.json.
+ablation: venv data
+	cd cnn-by-pytorch && ../$(BIN)/python torch_run.py ablation
+
+# The small ResNet: wants a GPU (about 2 s an epoch on an H200); writes cnn-by-pytorch/resnet.json.
+resnet: venv data
+	cd cnn-by-pytorch && ../$(BIN)/python torch_run.py resnet
 
 bench: venv
 	PYTHONPATH=cnn-by-myself $(BIN)/python benchmarks/bench_lenet.py

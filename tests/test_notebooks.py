@@ -23,9 +23,13 @@ NOTEBOOKS = {"cnn-by-myself": REPO_ROOT / "cnn-by-myself" / "demo.ipynb",
 
 
 def execute_quick(notebook: Path, out: Path, data_dir: Path, real_data_dir: Path) -> dict:
-    """Execute ``notebook`` with QUICK=1 into ``out``; return the executed notebook."""
+    """Execute ``notebook`` with QUICK=1 into ``out``; return the executed notebook.
+
+    The PyTorch notebook's ensemble reads the NumPy notebook's run beside ``out``.
+    """
     overrides = {"QUICK": "1", "OUT_DIR": str(out), "DATA_DIR": str(data_dir),
-                 "FASHION_MNIST_DIR": str(real_data_dir)}  # fmt: skip
+                 "FASHION_MNIST_DIR": str(real_data_dir),
+                 "NUMPY_RUN_DIR": str(out.parent / "cnn-by-myself")}  # fmt: skip
     saved = {k: os.environ.get(k) for k in overrides}
     os.environ.update(overrides)
     try:
@@ -95,3 +99,25 @@ def test_numpy_notebook_defaults_are_the_tuned_preset():
                   "checkpoint_every", "seed"):  # fmt: skip
         assert namespace[field.upper()] == getattr(tuned, field), field
     assert namespace["REPRO_STEPS"] == numpy_cnn.ORIGINAL.steps
+
+
+def test_pytorch_notebook_quick_run(quick_runs):
+    out = quick_runs["cnn-by-pytorch"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["quick"] is True and metrics["params"] == 1_630_282
+    epochs = metrics["epochs"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    best = max(epochs, key=lambda e: e["val_acc"])
+    assert metrics["selected_epoch"] == best["epoch"]  # selected on validation
+    assert metrics["test_accuracy"] == metrics["test_report"]["accuracy"]
+    assert abs(metrics["test_accuracy"] - best["test_acc"]) < 2e-3  # the same model, evaluated twice
+    assert metrics["reproduction"]["config"]["optimizer"] == "adam"
+    assert len(metrics["ablation"]["rows"]) >= 8
+    ensemble = metrics["ensemble"]
+    assert "NumPy tuned" in ensemble["members"] and len(ensemble["members"]) == 3
+    assert 0.5 < ensemble["test_accuracy"] <= 1.0
+    assert metrics["resnet"] is None
+    for figure in metrics["figures"].values():
+        assert (out / figure).stat().st_size > 10_000
+    lines = (out / metrics["logs"]["log"]).read_text().splitlines()
+    assert lines[-1].startswith("Epoch [2/2]  Train Loss: ")

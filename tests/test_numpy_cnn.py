@@ -372,7 +372,7 @@ class Interrupt(Exception):
 
 def test_resume_is_bit_identical(tmp_path):
     x, y = images(40), labels(40)  # 5 batches of 8 per epoch: the run crosses an epoch
-    config = small_config(hflip=True)  # the flips draw from the RNG too
+    config = small_config(hflip=True, translate=2)  # augmentation draws from the RNG too
     straight = nc.build_lenet(seed=2)
     full = nc.train(straight, config, x, y, tmp_path / "a")
 
@@ -513,3 +513,13 @@ def test_benchmark_smoke():
     assert list(result) == ["64"]
     assert set(result["64"]) == {"numpy_images_per_s", "torch_images_per_s", "ratio"}
     assert all(v > 0 for v in result["64"].values())
+
+
+def test_random_translate_is_a_crop_of_the_padded_image():
+    x = np.random.default_rng(0).standard_normal((2, 6, 5, 7)).astype(np.float32)
+    shifted = nc.random_translate(x, 2, np.random.default_rng(3))
+    dy, dx = np.random.default_rng(3).integers(0, 5, size=(2, 7))
+    assert shifted.shape == x.shape and shifted.flags.c_contiguous
+    for n in range(7):
+        padded = np.pad(x[..., n], ((0, 0), (2, 2), (2, 2)))
+        np.testing.assert_array_equal(shifted[..., n], padded[:, dy[n]:dy[n] + 6, dx[n]:dx[n] + 5])

@@ -1,0 +1,186 @@
+"""PyTorch runs end to end, as the notebook runs them: one configuration, the ablation, the ensemble.
+
+``run`` trains with the per-epoch log, selects the epoch with the best validation accuracy (the
+test set is only reported), evaluates it on test, draws its figures and returns the run's record
+for ``metrics.json``. From the command line (in this folder) it trains one preset or the
+ablation on the full data and records the result, which the notebook then reads:
+
+    python torch_run.py ablation      # make ablation: writes ablation.json (about 30 min on 2 cores)
+    python torch_run.py resnet        # make resnet, on a GPU: writes resnet.json
+    python torch_run.py improved --epochs 1 --out /tmp/try   # any preset, e.g. to time an epoch
+
+On a CPU shared with other jobs, ``OMP_WAIT_POLICY=PASSIVE`` stops PyTorch's threads from
+spin-waiting, which otherwise makes every step several times slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch_cnn
+
+from fashion_mnist import plots
+from fashion_mnist.data import DEFAULT_DIR, Splits, ensure_dataset, load_splits
+from fashion_mnist.results import (
+    import_model_module,
+    relative,
+    soft_vote,
+    test_evaluation,
+)
+from fashion_mnist.runlog import EPOCH_FIELDS, RunLog, hardware, write_metrics
+
+HERE = Path(__file__).resolve().parent
+PRESETS = {"reproduction": torch_cnn.REPRODUCTION, "improved": torch_cnn.IMPROVED,
+           "resnet": torch_cnn.RESNET}  # fmt: skip
+
+
+def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: bool = False,
+        device=None, title: str = "") -> dict:  # fmt: skip
+    """Train ``config`` into ``out`` (logs/, runs/NAME/checkpoints/, figures/); describe the run.
+
+    Without ``resume`` the run starts afresh, replacing this run's earlier checkpoints.
+    """
+    title = title or name
+    run_dir = out / "runs" / name
+    if not resume:
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    latest = torch_cnn.latest_checkpoint(run_dir)
+    start = torch_cnn.checkpoint_epoch(latest) if latest else 0
+    with RunLog(out / "logs", name, kind="epoch", flush_every=1, keep_until=start,
+                echo=True) as log:  # fmt: skip
+        result = torch_cnn.train(
+            config, splits.train_images, splits.train_labels, splits.val_images,
+            splits.val_labels, run_dir, splits.test_images, splits.test_labels,
+            on_epoch=lambda r: log.append(**{k: r[k] for k in EPOCH_FIELDS if k in r}),
+            resume=resume, device=device,
+        )  # fmt: skip
+
+    best = next(r for r in result["history"] if r["epoch"] == result["best_epoch"])
+    checkpoint = Path(result["best_checkpoint"])
+    model = torch_cnn.load(checkpoint, device="cpu")
+    probabilities = torch_cnn.predict_proba(model, splits.test_images, tta_flip=config.tta_flip)
+    report, figures = test_evaluation(name, probabilities, splits, out, title)
+    curves = out / "figures" / f"{name}_curves.png"
+    plots.plot_epoch_curves(result["history"], curves, title=f"{title}: per epoch")
+    figures["curves"] = relative(curves, out)
+    return {
+        "name": name,
+        "params": torch_cnn.count_params(model),
+        "layers": torch_cnn.summary_rows(model),
+        "config": dataclasses.asdict(config),
+        "checkpoint": relative(checkpoint, out),
+        "selected_epoch": best["epoch"],
+        "val_accuracy": best["val_acc"],
+        "test_accuracy": report["accuracy"],
+        "epochs": result["history"],
+        "train_seconds": round(result["train_seconds"], 2),
+        "images_per_second": round(result["images_per_second"], 1),
+        "hardware": hardware(),
+        "test_report": report,
+        "figures": figures,
+        "logs": {"csv": f"logs/{name}.csv", "log": f"logs/{name}.log"},
+    }
+
+
+def epoch_table(run_record: dict) -> pd.DataFrame:
+    """Per-epoch accuracies (like the original's table), the selected epoch marked."""
+    table = pd.DataFrame(run_record["epochs"]).set_index("epoch")
+    table = table[["train_acc", "val_acc", "test_acc", "seconds"]].round(4)
+    table["selected"] = ["<- selected on validation" if e == run_record["selected_epoch"] else ""
+                         for e in table.index]  # fmt: skip
+    return table
+
+
+def describe(config: torch_cnn.Config, base: torch_cnn.Config) -> str:
+    """What a configuration changes relative to ``base``, e.g. 'translate=2'."""
+    changes = [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
+               if getattr(config, f.name) != getattr(base, f.name)]  # fmt: skip
+    return ", ".join(changes) or "the reproduction configuration"
+
+
+def run_ablations(splits: Splits, out: Path, epochs: int = torch_cnn.ABLATION_EPOCHS,
+                  device=None) -> dict:  # fmt: skip
+    """Each improvement alone on top of the reproduction, ``epochs`` long; one row each."""
+    base = dataclasses.replace(torch_cnn.ABLATIONS["baseline"], epochs=epochs)
+    rows = []
+    for name, config in torch_cnn.ABLATIONS.items():
+        config = dataclasses.replace(config, epochs=epochs)
+        run_dir = out / "runs" / f"ablation_{name}"
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        result = torch_cnn.train(
+            config, splits.train_images, splits.train_labels, splits.val_images,
+            splits.val_labels, run_dir, splits.test_images, splits.test_labels,
+            resume=False, device=device,
+        )  # fmt: skip
+        best = next(r for r in result["history"] if r["epoch"] == result["best_epoch"])
+        rows.append({
+            "name": name, "description": describe(config, base),
+            "selected_epoch": best["epoch"], "val_accuracy": best["val_acc"],
+            "test_accuracy": best["test_acc"], "train_seconds": round(result["train_seconds"], 1),
+        })  # fmt: skip
+        print(f"ablation {name}: val {best['val_acc']:.4f}, test {best['test_acc']:.4f}")
+    return {"epochs": epochs, "hardware": hardware(), "rows": rows}
+
+
+def ensemble(torch_checkpoints: dict[str, Path], numpy_metrics: Path, splits: Splits) -> dict | None:
+    """Soft voting of the PyTorch checkpoints and the NumPy run's selected model on test."""
+    models = {name: torch_cnn.load(path, device="cpu") for name, path in torch_checkpoints.items()}
+    probabilities = {
+        name: torch_cnn.predict_proba(model, splits.test_images, tta_flip=model.config.tta_flip)
+        for name, model in models.items()
+    }
+    if numpy_metrics.is_file():
+        numpy_cnn = import_model_module("cnn-by-myself", "numpy_cnn")
+        checkpoint = numpy_metrics.parent / json.loads(numpy_metrics.read_text())["checkpoint"]
+        numpy_model = numpy_cnn.load(checkpoint)
+        probabilities["NumPy tuned"] = numpy_cnn.predict_proba(numpy_model, splits.test_images)
+    else:
+        print(f"{numpy_metrics} not found: the ensemble has only the PyTorch models "
+              "(run the NumPy notebook first)")  # fmt: skip
+    if len(probabilities) < 2:
+        return None
+    vote = soft_vote(probabilities, splits.test_labels)
+    return {"members": vote["members"], "member_test_accuracies": vote["member_accuracies"],
+            "test_accuracy": vote["accuracy"]}  # fmt: skip
+
+
+def read_recorded(path: Path) -> dict | None:
+    """A result recorded by an earlier run (``make ablation``, a GPU run), or None."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def record(path: Path, result: dict) -> dict:
+    """Write a result with its provenance, for a later notebook run to read."""
+    return write_metrics(path, result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train a preset or the ablation; record it.")
+    parser.add_argument("what", choices=[*PRESETS, "ablation"])
+    parser.add_argument("--epochs", type=int, default=None, help="override the preset's length")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--out", type=Path, default=HERE)
+    args = parser.parse_args(argv)
+    splits = load_splits(ensure_dataset(args.data))
+    device = torch_cnn.pick_device()
+    print(f"Device: {device}")
+    if args.what == "ablation":
+        result = run_ablations(splits, args.out, args.epochs or torch_cnn.ABLATION_EPOCHS, device)
+    else:
+        config = PRESETS[args.what]
+        if args.epochs:
+            config = dataclasses.replace(config, epochs=args.epochs)
+        result = run(args.what, config, splits, args.out, device=device, title=args.what)
+    record(args.out / f"{args.what}.json", result)
+    print(f"Wrote {args.out / (args.what + '.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
