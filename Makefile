@@ -64,7 +64,7 @@ resnet: venv data
 	cd cnn-by-pytorch && ../$(BIN)/python torch_run.py resnet
 
 bench: venv
-	PYTHONPATH=cnn-by-myself $(BIN)/python benchmarks/bench_lenet.py
+	$(BIN)/python benchmarks/bench_lenet.py
 
 lint: venv
 	$(BIN)/ruff check .

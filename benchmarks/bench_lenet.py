@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    PYTHONPATH=cnn-by-myself python benchmarks/bench_lenet.py            # table
-    PYTHONPATH=cnn-by-myself python benchmarks/bench_lenet.py --json     # one JSON object
+    python benchmarks/bench_lenet.py            # table (make bench)
+    python benchmarks/bench_lenet.py --json     # one JSON object
 
 Each measurement is one training run (forward, loss, backward, SGD step) in a fresh subprocess,
 over batches pre-sampled in memory (synthetic uint8 images, already converted to each framework's
@@ -24,13 +24,13 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_info
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cnn-by-myself"))
-import numpy_cnn as nc  # noqa: E402
+from fashion_mnist.results import import_model_module
+
+nc = import_model_module("cnn-by-myself", "numpy_cnn")
 
 BATCH_SIZES = (64, 128, 256)
 DISTINCT_BATCHES = 16  # cycled through; enough that no single batch sits in cache

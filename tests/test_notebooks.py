@@ -121,3 +121,14 @@ def test_pytorch_notebook_quick_run(quick_runs):
         assert (out / figure).stat().st_size > 10_000
     lines = (out / metrics["logs"]["log"]).read_text().splitlines()
     assert lines[-1].startswith("Epoch [2/2]  Train Loss: ")
+
+
+def test_pytorch_notebook_defaults_are_the_presets():
+    import torch_cnn
+
+    nb = nbformat.read(NOTEBOOKS["cnn-by-pytorch"], as_version=4)
+    namespace: dict = {}
+    exec(nb.cells[1].source, namespace)
+    assert namespace["EPOCHS"] == torch_cnn.IMPROVED.epochs
+    assert namespace["REPRO_EPOCHS"] == torch_cnn.REPRODUCTION.epochs
+    assert namespace["ABLATION_EPOCHS"] == torch_cnn.ABLATION_EPOCHS
