@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
+from nbclient import NotebookClient
 
 from fashion_mnist import REPO_ROOT
 from fashion_mnist.data import SHA256, SYSTEM_DIR, find_file, write_idx
@@ -54,3 +56,44 @@ def real_data_dir() -> Path:
 def synthetic_dir(tmp_path) -> Path:
     make_synthetic(tmp_path)
     return tmp_path
+
+
+NOTEBOOKS = {"cnn-by-myself": REPO_ROOT / "cnn-by-myself" / "demo.ipynb",
+             "cnn-by-pytorch": REPO_ROOT / "cnn-by-pytorch" / "demo.ipynb"}  # fmt: skip
+
+
+def execute_quick(notebook: Path, out: Path, data_dir: Path, real_data_dir: Path) -> dict:
+    """Execute ``notebook`` with QUICK=1 into ``out``; return the executed notebook.
+
+    The PyTorch notebook's ensemble reads the NumPy notebook's run beside ``out``.
+    """
+    overrides = {"QUICK": "1", "OUT_DIR": str(out), "DATA_DIR": str(data_dir),
+                 "FASHION_MNIST_DIR": str(real_data_dir),
+                 "NUMPY_RUN_DIR": str(out.parent / "cnn-by-myself")}  # fmt: skip
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(notebook.parent)}}).execute()  # fmt: skip
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    (out.parent / "notebooks").mkdir(exist_ok=True)
+    nbformat.write(nb, out.parent / "notebooks" / f"{notebook.parent.name}.ipynb")
+    return nb
+
+
+@pytest.fixture(scope="session")
+def quick_runs(tmp_path_factory, real_data_dir) -> Path:
+    """A folder laid out like ``runs/quick/``: each notebook's quick run and executed copy.
+
+    The NumPy notebook runs first: the PyTorch notebook's ensemble reads its model.
+    """
+    root = tmp_path_factory.mktemp("quick")
+    for name, notebook in NOTEBOOKS.items():
+        execute_quick(notebook, root / name, root / "data", real_data_dir)
+    return root

@@ -1,64 +1,18 @@
 """Both notebooks executed headless in quick mode, as `make run QUICK=1` runs them.
 
-One session-scoped execution per notebook writes into a temporary folder; the tests read what it
-saved. Needs the real data (a quick run trains on a subset of it).
+The session-scoped ``quick_runs`` fixture (conftest.py) executes each notebook once into a
+temporary folder; these tests, and the report's, read what it saved. Needs the real data.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
-from fashion_mnist import REPO_ROOT
+from conftest import NOTEBOOKS
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
-
-NOTEBOOKS = {"cnn-by-myself": REPO_ROOT / "cnn-by-myself" / "demo.ipynb",
-             "cnn-by-pytorch": REPO_ROOT / "cnn-by-pytorch" / "demo.ipynb"}  # fmt: skip
-
-
-def execute_quick(notebook: Path, out: Path, data_dir: Path, real_data_dir: Path) -> dict:
-    """Execute ``notebook`` with QUICK=1 into ``out``; return the executed notebook.
-
-    The PyTorch notebook's ensemble reads the NumPy notebook's run beside ``out``.
-    """
-    overrides = {"QUICK": "1", "OUT_DIR": str(out), "DATA_DIR": str(data_dir),
-                 "FASHION_MNIST_DIR": str(real_data_dir),
-                 "NUMPY_RUN_DIR": str(out.parent / "cnn-by-myself")}  # fmt: skip
-    saved = {k: os.environ.get(k) for k in overrides}
-    os.environ.update(overrides)
-    try:
-        nb = nbformat.read(notebook, as_version=4)
-        NotebookClient(nb, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(notebook.parent)}}).execute()  # fmt: skip
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    nbformat.write(nb, out / "executed.ipynb")
-    return nb
-
-
-@pytest.fixture(scope="session")
-def quick_runs(tmp_path_factory, real_data_dir) -> dict[str, Path]:
-    """Folder of each notebook's quick run, for these tests and the report's."""
-    root = tmp_path_factory.mktemp("quick")
-    data_dir = root / "data"
-    runs = {}
-    for name, notebook in NOTEBOOKS.items():
-        if not notebook.exists():
-            continue
-        runs[name] = root / name
-        execute_quick(notebook, runs[name], data_dir, real_data_dir)
-    return runs
-
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
 def test_committed_without_outputs_and_with_parameters_cell(name):
@@ -69,7 +23,7 @@ def test_committed_without_outputs_and_with_parameters_cell(name):
 
 
 def test_numpy_notebook_quick_run(quick_runs):
-    out = quick_runs["cnn-by-myself"]
+    out = quick_runs / "cnn-by-myself"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["quick"] is True and metrics["params"] == 61750
     steps = {c["step"] for c in metrics["checkpoints"]}
@@ -102,7 +56,7 @@ def test_numpy_notebook_defaults_are_the_tuned_preset():
 
 
 def test_pytorch_notebook_quick_run(quick_runs):
-    out = quick_runs["cnn-by-pytorch"]
+    out = quick_runs / "cnn-by-pytorch"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["quick"] is True and metrics["params"] == 1_630_282
     epochs = metrics["epochs"]

@@ -11,7 +11,6 @@ import base64
 import contextlib
 import importlib.util
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -73,27 +72,21 @@ def full(tmp_path_factory, figure_cache):
     return _build(tmp_path_factory.mktemp("full"), figure_cache, pdf=HAVE_CHROMIUM)
 
 
-# A real quick run (`make run QUICK=1`); REPORT_QUICK_RUNS may name another folder of that shape.
-QUICK_RUNS = Path(os.environ.get("REPORT_QUICK_RUNS") or REPO_ROOT / "runs" / "quick")
-
-
 @pytest.fixture(scope="module", params=["fake", "quick-run"])
 def built(request, tmp_path_factory):
-    """The report of the fake runs, then of a real quick run (`make run QUICK=1`) when one exists."""
+    """The report of the fake runs, then of a real quick run of both notebooks (needs the data)."""
     if request.param == "fake":
         return request.getfixturevalue("full")
-    missing = [m for m in MODELS if not (QUICK_RUNS / m / "metrics.json").is_file()]
-    if missing:
-        pytest.skip(f"no real quick run of {', '.join(missing)} in {QUICK_RUNS} (make run QUICK=1)")
+    runs = request.getfixturevalue("quick_runs")  # both notebooks executed in quick mode
     root = tmp_path_factory.mktemp("quick-run")
     stderr, stdout = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-        build_report.build(QUICK_RUNS / MODELS[0], QUICK_RUNS / MODELS[1], root / "out",
-                           QUICK_RUNS / "notebooks", quick=True, pdf=False)  # fmt: skip
+        build_report.build(runs / MODELS[0], runs / MODELS[1], root / "out",
+                           runs / "notebooks", quick=True, pdf=False)  # fmt: skip
     out = root / "out"
     return {
         "out": out, "messages": stderr.getvalue() + stdout.getvalue(),
-        "metrics": {m: read_json(QUICK_RUNS / m / "metrics.json") for m in MODELS},
+        "metrics": {m: read_json(runs / m / "metrics.json") for m in MODELS},
         "md": (out / "report.md").read_text(encoding="utf-8"),
         "zh": (out / "report.zh.md").read_text(encoding="utf-8"),
         "html": (out / "report.html").read_text(encoding="utf-8"),
