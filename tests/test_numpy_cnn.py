@@ -10,19 +10,19 @@ import sys
 import warnings
 from pathlib import Path
 
+import gradcheck
 import numpy as np
 import numpy_cnn as nc
 import pytest
 import reference_layers as ref
+from gradcheck import numerical_gradient as numerical_grad
+from gradcheck import relative_error as rel_error
 
 torch = pytest.importorskip("torch")
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks" / "bench_lenet.py"
 F64 = np.float64
-# A bias right before batch norm is cancelled by the mean subtraction: its true gradient is 0,
-# so relative errors there compare rounding noise; those are checked to be ~0 instead.
-ZERO_GRAD = ("conv1_bias", "conv2_bias")
 
 
 def _bench_module():
@@ -33,27 +33,6 @@ def _bench_module():
 
 
 torch_lenet = _bench_module().torch_lenet
-
-
-def rel_error(a, b) -> float:
-    """max |a - b| / max |b|: the error relative to the scale of the reference."""
-    a, b = np.asarray(a, dtype=F64), np.asarray(b, dtype=F64)
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
-
-
-def numerical_grad(f, x, h=1e-5, indices=None):
-    """Central differences of the scalar f() with respect to x (changed in place and restored)."""
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(x.size) if indices is None else indices:
-        old = flat[i]
-        flat[i] = old + h
-        plus = f()
-        flat[i] = old - h
-        minus = f()
-        flat[i] = old
-        gflat[i] = (plus - minus) / (2 * h)
-    return grad
 
 
 def check_layer_gradients(layer, x, train=True, seed=0):
@@ -144,31 +123,10 @@ def test_softmax_cross_entropy_gradient():
 
 def test_whole_network_gradients():
     """All parameters and the input, on sampled entries (a full check would take minutes)."""
-    rng = np.random.default_rng(5)
-    model = nc.build_lenet(seed=5, dtype=F64)
-    model.layers[0].input_grad = True
-    for key, p in model.params().items():
-        if key.endswith(("bias", "beta")):
-            p[:] = rng.standard_normal(p.shape) * 0.1
-    x = rng.standard_normal((1, 28, 28, 3))
-    y = np.array([1, 5, 9])
-    loss_fn = nc.SoftmaxCrossEntropy()
-
-    def f():
-        return loss_fn.forward(model.forward(x, train=True), y)
-
-    f()
-    dx = model.backward(loss_fn.backward())
-    grads = {key: g.copy() for key, g in model.grads().items()}
-    for key, p in {**model.params(), "input": x}.items():
-        analytic = dx if key == "input" else grads[key]
-        if key in ZERO_GRAD:
-            assert np.abs(analytic).max() < 1e-12, key
-            continue
-        picks = rng.choice(p.size, size=min(p.size, 12), replace=False)
-        numeric = numerical_grad(f, p, indices=picks)
-        err = rel_error(analytic.reshape(-1)[picks], numeric.reshape(-1)[picks])
-        assert err < 1e-6, (key, err)
+    errors = gradcheck.check_network(seed=5)
+    for key in gradcheck.CANCELLED_BY_BATCHNORM:  # true gradient 0: its absolute size is checked
+        assert errors.pop(key) < 1e-12, key
+    assert len(errors) == 13 and max(errors.values()) < 1e-6, errors
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,7 +180,7 @@ def test_matches_pytorch(dtype, tol):
     torch_names = {"conv1": "0", "bn1": "1", "conv2": "4", "bn2": "5",
                    "fc1": "9", "fc2": "11", "fc3": "13"}
     for key, grad in model.grads().items():
-        if key in ZERO_GRAD:
+        if key in gradcheck.CANCELLED_BY_BATCHNORM:
             assert np.abs(grad).max() < tol * 1e-2, key
             continue
         layer, kind = key.split("_", 1)
