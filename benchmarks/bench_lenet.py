@@ -87,6 +87,16 @@ def synthetic_batches(batch: int, seed: int = 0):
     return images, labels
 
 
+def images_per_second(step, batch: int, steps: int, warmup: int) -> float:
+    """Run ``step(i)`` ``warmup`` times untimed, then ``steps`` times timed."""
+    for i in range(warmup):
+        step(i)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    return batch * steps / (time.perf_counter() - start)
+
+
 def measure_numpy(batch: int, steps: int, warmup: int) -> float:
     images, labels = synthetic_batches(batch)
     inputs = [nc.to_input(x) for x in images]  # (1, 28, 28, N) float32
@@ -100,12 +110,7 @@ def measure_numpy(batch: int, steps: int, warmup: int) -> float:
         model.backward(loss_fn.backward())
         optimizer.step(model.grads())
 
-    for i in range(warmup):
-        step(i)
-    start = time.perf_counter()
-    for i in range(steps):
-        step(i)
-    return batch * steps / (time.perf_counter() - start)
+    return images_per_second(step, batch, steps, warmup)
 
 
 def measure_torch(batch: int, steps: int, warmup: int) -> float:
@@ -126,12 +131,7 @@ def measure_torch(batch: int, steps: int, warmup: int) -> float:
         loss_fn(net(inputs[k]), targets[k]).backward()
         optimizer.step()
 
-    for i in range(warmup):
-        step(i)
-    start = time.perf_counter()
-    for i in range(steps):
-        step(i)
-    return batch * steps / (time.perf_counter() - start)
+    return images_per_second(step, batch, steps, warmup)
 
 
 def run_worker(impl: str, batch: int, steps: int, warmup: int) -> float:

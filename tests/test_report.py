@@ -59,11 +59,15 @@ def _build(root: Path, figure_cache: Path, *, quick=False, pdf=False, readme=Tru
     return {
         "out": out, "runs": runs, "result": result, "metrics": runs["metrics"],
         "messages": stderr.getvalue() + stdout.getvalue(), "readme": readme_path,
-        "md": (out / "report.md").read_text(encoding="utf-8"),
-        "zh": (out / "report.zh.md").read_text(encoding="utf-8"),
-        "html": (out / "report.html").read_text(encoding="utf-8"),
-        "zh_html": (out / "report.zh.html").read_text(encoding="utf-8"),
+        **_read_outputs(out),
     }  # fmt: skip
+
+
+def _read_outputs(out: Path) -> dict[str, str]:
+    """The four generated documents of a build, by the keys the tests use."""
+    names = {"md": "report.md", "zh": "report.zh.md", "html": "report.html",
+             "zh_html": "report.zh.html"}  # fmt: skip
+    return {key: (out / name).read_text(encoding="utf-8") for key, name in names.items()}
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +91,7 @@ def built(request, tmp_path_factory):
     return {
         "out": out, "messages": stderr.getvalue() + stdout.getvalue(),
         "metrics": {m: read_json(runs / m / "metrics.json") for m in MODELS},
-        "md": (out / "report.md").read_text(encoding="utf-8"),
-        "zh": (out / "report.zh.md").read_text(encoding="utf-8"),
-        "html": (out / "report.html").read_text(encoding="utf-8"),
-        "zh_html": (out / "report.zh.html").read_text(encoding="utf-8"),
+        **_read_outputs(out),
     }  # fmt: skip
 
 
