@@ -64,7 +64,7 @@ resnet: venv data
 	cd cnn-by-pytorch && ../$(BIN)/python torch_run.py resnet
 
 bench: venv
-	$(BIN)/python benchmarks/bench_lenet.py
+	$(BIN)/python benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json
 
 lint: venv
 	$(BIN)/ruff check .

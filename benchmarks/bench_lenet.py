@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_lenet.py            # table (make bench)
     python benchmarks/bench_lenet.py --json     # one JSON object
+    python benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json  # table, and saved
 
 Each measurement is one training run (forward, loss, backward, SGD step) in a fresh subprocess,
 over batches pre-sampled in memory (synthetic uint8 images, already converted to each framework's
@@ -28,7 +29,9 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_info
 
+from fashion_mnist.files import write_json
 from fashion_mnist.results import import_model_module
+from fashion_mnist.runlog import provenance
 
 nc = import_model_module("cnn-by-myself", "numpy_cnn")
 
@@ -177,14 +180,23 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--record", metavar="PATH",
+                        help="also save the results with the settings and provenance as JSON")
     parser.add_argument("--worker", choices=("numpy", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         measure = measure_numpy if args.worker == "numpy" else measure_torch
         print(measure(args.batch_sizes[0], args.steps, args.warmup))
         return
+    began = time.perf_counter()
     results = benchmark(args.batch_sizes, args.rounds, args.steps, args.warmup)
     print(json.dumps(results) if args.json else table(results, args.rounds, args.steps))
+    if args.record:
+        write_json(args.record, {
+            "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
+            "threads": blas_threads(), "results": results,
+            "provenance": provenance(time.perf_counter() - began),
+        })  # fmt: skip
 
 
 if __name__ == "__main__":

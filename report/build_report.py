@@ -2,12 +2,14 @@
 """Build the report (English and Chinese Markdown, self-contained HTML, PDF) from both runs.
 
 Reads only what the two notebooks saved (``metrics.json``, ``logs/``, ``figures/`` of each model
-folder, and the executed notebooks); nothing is retrained. Every number in the report comes from
-those files or from the two constant blocks below, which cite ``ORIGINAL_REPORT.md``.
+folder, and the executed notebooks) and the speed benchmark's ``benchmarks/bench_lenet.json``
+(``make bench``); nothing is retrained or re-measured. Every number in the report comes from
+those files or from the constant blocks below, which cite ``ORIGINAL_REPORT.md``.
 
     python report/build_report.py            # full build: model folders -> report/ (+ README)
     python report/build_report.py --quick    # runs/quick/<model>/ -> runs/quick/report/
     python report/build_report.py --myself DIR --pytorch DIR --out DIR --notebooks DIR
+    python report/build_report.py --bench FILE   # another speed benchmark JSON (make bench)
 
 A missing input (a model that has not run, an experiment that was skipped) is printed, naming
 what is missing, and its section is marked "not run"; the report is built all the same.
@@ -48,6 +50,13 @@ ORIGINAL_RESULTS = {
     "cnn-by-pytorch": 0.9300,
 }
 ORIGINAL_LARGEST_CONFUSION = (6, 0)  # Shirt predicted as T-shirt/top (true class, predicted)
+# The original NumPy code's speed, same file: "It ran about 0.6 s per step (pure-Python loop
+# max-pool, float64): about 50 minutes for 5000 steps", at its batch size of 64.
+ORIGINAL_NUMPY_SECONDS_PER_STEP = 0.6
+ORIGINAL_NUMPY_TRAIN_MINUTES = 50
+ORIGINAL_NUMPY_SPEED = {"seconds_per_step": ORIGINAL_NUMPY_SECONDS_PER_STEP,
+                        "train_minutes": ORIGINAL_NUMPY_TRAIN_MINUTES,
+                        "batch_size": 64, "steps": 5000}  # fmt: skip
 # Public reference points, from the dataset's own benchmark table as quoted in the same file.
 REFERENCE_POINTS = (
     ("Human performance", "人类水平", 0.835),
@@ -63,6 +72,7 @@ REFERENCE_POINTS = (
 # ----------------------------------------------------------------------------------------------
 
 MODELS = ("cnn-by-myself", "cnn-by-pytorch")
+DEFAULT_BENCH = REPO_ROOT / "benchmarks" / "bench_lenet.json"  # written by `make bench`
 FIGURE_KEYS = ("curves", "curves_first_1000", "confusion", "misclassified")
 NOTEBOOK_SOURCES = {"cnn-by-myself": "cnn-by-myself/demo.ipynb",
                     "cnn-by-pytorch": "cnn-by-pytorch/demo.ipynb"}  # fmt: skip
@@ -131,14 +141,15 @@ def pp(x) -> str:
 
 
 class Notes:
-    """Messages about missing or odd inputs: printed, and listed in the report."""
+    """Messages about missing or odd inputs, each in English and Chinese: printed (in English)
+    and listed in the report of each language. ``items`` holds ``{"en": ..., "zh": ...}``."""
 
     def __init__(self):
-        self.items: list[str] = []
+        self.items: list[dict[str, str]] = []
 
-    def add(self, message: str) -> None:
-        self.items.append(message)
-        print(f"report: {message}", file=sys.stderr)
+    def add(self, en: str, zh: str) -> None:
+        self.items.append({"en": en, "zh": zh})
+        print(f"report: {en}", file=sys.stderr)
 
 
 def _rel(target: Path, out: Path) -> str:
@@ -150,7 +161,9 @@ def _load_metrics(model: str, folder: Path, notes: Notes) -> dict | None:
     if not path.is_file():
         notes.add(
             f"missing input: {model}: no metrics.json at {path} (run {NOTEBOOK_SOURCES[model]}, "
-            "e.g. `make run`); its sections are marked 'not run'"
+            "e.g. `make run`); its sections are marked 'not run'",
+            f"缺少输入：{model}：{path} 处没有 metrics.json（请运行 {NOTEBOOK_SOURCES[model]}，"
+            "例如 `make run`）；相关章节标注为“未运行”",
         )
         return None
     try:
@@ -161,6 +174,70 @@ def _load_metrics(model: str, folder: Path, notes: Notes) -> dict | None:
         if key not in metrics:
             raise ReportInputError(f"{path}: no '{key}' (not a run's metrics.json?)")
     return _with_defaults(metrics, MODEL_DEFAULTS)
+
+
+BENCH_COMMAND = "python benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json"
+
+
+def _load_bench(path: Path, notes: Notes) -> dict | None:
+    """The speed benchmark's results (``make bench``), one row per batch size, or None with a
+    note when the file is missing or unreadable. Settings an older file lacks are None."""
+    how_en = f"run `make bench`, i.e. `{BENCH_COMMAND}`"
+    how_zh = f"请运行 `make bench`，即 `{BENCH_COMMAND}`"
+    if not path.is_file():
+        notes.add(f"missing input: no speed benchmark results at {path} ({how_en}); the speed "
+                  "section is marked 'not run'",
+                  f"缺少输入：{path} 处没有速度基准测试结果（{how_zh}）；“训练速度”一节标注为“未运行”")  # fmt: skip
+        return None
+    try:
+        data = read_json(path)
+        results = data["results"]
+        rows = []
+        for batch, r in sorted(results.items(), key=lambda item: int(item[0])):
+            rows.append({"batch_size": int(batch),
+                         **{k: _number(r.get(k)) for k in ("numpy_images_per_s",
+                                                            "torch_images_per_s", "ratio")}})  # fmt: skip
+        if not rows:
+            raise ValueError("no results")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        reason = f"no {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__
+        notes.add(f"speed benchmark results at {path} could not be read ({reason}); {how_en} "
+                  "again; the speed section is marked 'not run'",
+                  f"无法读取 {path} 处的速度基准测试结果（{reason}）；{how_zh} 重新生成；"
+                  "“训练速度”一节标注为“未运行”")  # fmt: skip
+        return None
+    settings = {k: _number(data.get(k)) for k in ("rounds", "steps", "warmup", "threads")}
+    provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
+    return {"path": str(path), "rows": rows, **settings, "provenance": provenance}
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the repository when inside it (as the report shows it), else as is."""
+    try:
+        return path.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _number(x):
+    """``x`` if it is a number (not a bool), else None."""
+    return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def _reproduction_speed(run: dict | None) -> dict | None:
+    """Our NumPy reproduction run's seconds per step beside the original's (ORIGINAL_NUMPY_SPEED),
+    from its metrics: train_seconds over its configured steps; None when it has not run."""
+    if not run:
+        return None
+    config = run.get("config") or {}
+    steps, seconds = config.get("steps"), run.get("train_seconds")
+    per_step = seconds / steps if steps and seconds else None
+    return {
+        "train_seconds": seconds, "steps": steps, "batch_size": config.get("batch_size"),
+        "images_per_second": run.get("images_per_second"), "hardware": run.get("hardware"),
+        "seconds_per_step": per_step,
+        "speedup": ORIGINAL_NUMPY_SECONDS_PER_STEP / per_step if per_step else None,
+    }  # fmt: skip
 
 
 RUN_DEFAULTS = {
@@ -218,7 +295,8 @@ def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes,
             continue
         source = folder / relpath
         if not source.is_file():
-            notes.add(f"missing input: {model} ({name}): figure '{key}' not found at {source}")
+            notes.add(f"missing input: {model} ({name}): figure '{key}' not found at {source}",
+                      f"缺少输入：{model}（{name}）：在 {source} 找不到图像 '{key}'")  # fmt: skip
             continue
         target = out / "figures" / f"{model}-{name}-{key}{Path(relpath).suffix}"
         shutil.copyfile(source, target)
@@ -232,7 +310,8 @@ def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes,
             if path.is_file():
                 view["log_links"][kind] = {"name": Path(logs[kind]).name, "href": _rel(path, out)}
             else:
-                notes.add(f"missing input: {model} ({name}): log file not found at {path}")
+                notes.add(f"missing input: {model} ({name}): log file not found at {path}",
+                          f"缺少输入：{model}（{name}）：在 {path} 找不到日志文件")  # fmt: skip
     if "csv" in view["log_links"]:
         records = read_csv(folder / logs["csv"])
         if "epochs" not in run and records and "step" in records[0]:
@@ -243,6 +322,8 @@ def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes,
     total = sum(int(layer.get("params", 0)) for layer in layers)
     if layers and total != run.get("params"):
         notes.add(f"{model} ({name}): layer parameters sum to {total}, metrics say "
+                  f"{run.get('params')}",
+                  f"{model}（{name}）：各层参数之和为 {total}，而 metrics.json 记录的参数量为 "
                   f"{run.get('params')}")  # fmt: skip
     return view
 
@@ -361,7 +442,8 @@ def _export_notebooks(folder: Path, out: Path, notes: Notes) -> dict:
         source = folder / f"{model}.ipynb"
         result[model] = {"href": None, "missing": str(source)}
         if not source.is_file():
-            notes.add(f"missing input: executed notebook {source} not found: not exported")
+            notes.add(f"missing input: executed notebook {source} not found: not exported",
+                      f"缺少输入：找不到已执行的 notebook {source}，未导出")  # fmt: skip
             continue
         try:
             import nbformat
@@ -369,7 +451,8 @@ def _export_notebooks(folder: Path, out: Path, notes: Notes) -> dict:
 
             body, _ = HTMLExporter().from_notebook_node(nbformat.read(source, as_version=4))
         except Exception as e:  # a damaged notebook costs its link, not the report
-            notes.add(f"executed notebook {source} could not be exported: {e}")
+            notes.add(f"executed notebook {source} could not be exported: {e}",
+                      f"已执行的 notebook {source} 无法导出：{e}")  # fmt: skip
             continue
         target = out / "notebooks" / f"{model}.html"
         write_text(target, body)
@@ -493,8 +576,9 @@ def _run_label(name: str) -> dict:
 
 
 def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool = False,
-          readme: Path | None = None, pdf: bool = True) -> dict:  # fmt: skip
-    """Build everything into ``out``; returns a summary (paths, notes, stage times)."""
+          readme: Path | None = None, pdf: bool = True, bench: Path = DEFAULT_BENCH) -> dict:  # fmt: skip
+    """Build everything into ``out``; returns a summary (paths, notes, stage times). ``bench``
+    is the speed benchmark's JSON (``make bench``)."""
     started = time.perf_counter()
     stages: list[dict] = []
 
@@ -525,7 +609,9 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
                 entry["runs"].append(repro)
             else:
                 notes.add(f"missing input: {model}: no 'reproduction' run in its metrics.json "
-                          "(the original's settings): marked 'not run'")  # fmt: skip
+                          "(the original's settings): marked 'not run'",
+                          f"缺少输入：{model}：metrics.json 中没有 'reproduction' 运行"
+                          "（原报告设置的复现）；标注为“未运行”")  # fmt: skip
                 entry["reproduction"] = None
             for run in entry["runs"]:
                 run["checkpoint_rows"] = _checkpoint_rows(run)
@@ -538,7 +624,8 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
                     shutil.copyfile(source, out / "figures" / f"{model}-{Path(first).name}")
                     entry["first_images"] = f"figures/{model}-{Path(first).name}"
                 else:
-                    notes.add(f"missing input: {model}: figure {source} not found")
+                    notes.add(f"missing input: {model}: figure {source} not found",
+                              f"缺少输入：{model}：找不到图像 {source}")  # fmt: skip
         else:
             entry["main"] = entry["reproduction"] = None
         models[model] = entry
@@ -547,11 +634,13 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     myself_m = models["cnn-by-myself"]["metrics"]
     torch_m = models["cnn-by-pytorch"]["metrics"]
     extras = {}
-    for key, what in (("ablation", "ablation study"), ("ensemble", "ensemble"),
-                      ("resnet", "ResNet run (needs a GPU)")):  # fmt: skip
+    for key, what, what_zh in (("ablation", "ablation study", "消融实验"),
+                               ("ensemble", "ensemble", "模型集成"),
+                               ("resnet", "ResNet run (needs a GPU)", "ResNet（需要 GPU）")):  # fmt: skip
         value = torch_m.get(key) if models["cnn-by-pytorch"]["present"] else None
         if value is None and models["cnn-by-pytorch"]["present"]:
-            notes.add(f"not run: {what}: cnn-by-pytorch/metrics.json has '{key}': null")
+            notes.add(f"not run: {what}: cnn-by-pytorch/metrics.json has '{key}': null",
+                      f"未运行：{what_zh}：cnn-by-pytorch/metrics.json 中 '{key}' 为 null")  # fmt: skip
         extras[key] = value
     if extras["resnet"]:
         resnet = _prepare_run(extras["resnet"], "cnn-by-pytorch", folders["cnn-by-pytorch"],
@@ -559,6 +648,9 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         resnet["label"] = _run_label(resnet.get("name", "resnet"))
         resnet["epoch_rows"] = _epoch_rows(resnet)
         extras["resnet"] = resnet
+
+    bench_results = _load_bench(Path(bench), notes)
+    our_speed = _reproduction_speed(models["cnn-by-myself"].get("reproduction"))
 
     t0 = time.perf_counter()
     class_rows = _class_rows(myself_m if models["cnn-by-myself"]["present"] else None)
@@ -667,6 +759,10 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         "ablation_baseline": ablation_baseline,
         "ensemble_best_member": ensemble_best_member,
         "speedup": speedup,
+        "bench": bench_results,
+        "bench_path": _shown_path(Path(bench)),
+        "original_speed": ORIGINAL_NUMPY_SPEED,
+        "our_speed": our_speed,
         "config_keys": config_keys,
         "stages": stages,
         "built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -798,6 +894,9 @@ def main(argv: list[str] | None = None) -> int:
         help="README whose results block a full build rewrites (default: the "
         "repository's README.md when --out is left at its default)",
     )
+    parser.add_argument("--bench", type=Path, default=DEFAULT_BENCH,
+                        help="the speed benchmark's results (default: %(default)s, written by "
+                        "`make bench`)")  # fmt: skip
     parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
     parser.add_argument("--no-pdf", action="store_true", help="skip the PDF")
     args = parser.parse_args(argv)  # fmt: skip
@@ -814,6 +913,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_readme or (args.out and not args.readme)
             else args.readme or REPO_ROOT / "README.md",
             pdf=not args.no_pdf,
+            bench=args.bench,
         )
     except ReportInputError as e:
         print(f"report: error: {e}", file=sys.stderr)

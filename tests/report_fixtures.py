@@ -134,7 +134,7 @@ def _numpy_run(folder: Path, name: str, seed: int, figs: _Figures, steps: int = 
         figs.get(kind, folder / figures[key])
     return {
         "name": name, "params": 61750, "layers": MYSELF_LAYERS,
-        "config": {"max_steps": steps, "batch_size": 64, "learning_rate": 0.0005 * (1 + seed),
+        "config": {"steps": steps, "batch_size": 64, "learning_rate": 0.0005 * (1 + seed),
                    "momentum": 0.9, "seed": seed, "augment": name == "tuned"},
         "checkpoint": selected["path"],
         "val_accuracy": selected["val_accuracy"], "test_accuracy": selected["test_accuracy"],
@@ -175,6 +175,39 @@ def _torch_run(folder: Path, name: str, seed: int, figs: _Figures, epochs: int =
         "logs": {"csv": f"logs/{name}_train.csv", "log": f"logs/{name}_train.log"},
         "epochs": records, "selected_epoch": selected["epoch"],
     }  # fmt: skip
+
+
+BENCH_RESULTS = {
+    "64": {"numpy_images_per_s": 4681.163, "torch_images_per_s": 4401.118, "ratio": 1.00839},
+    "128": {"numpy_images_per_s": 5610.581, "torch_images_per_s": 5022.246, "ratio": 1.04799},
+    "256": {"numpy_images_per_s": 15139.87, "torch_images_per_s": 5543.326, "ratio": 0.93421},
+}  # fmt: skip
+
+
+def make_fake_bench(path: Path, *, shape: str = "current") -> dict:
+    """Write a fake ``benchmarks/bench_lenet.json`` at ``path``; returns what was written.
+
+    ``shape``: "current" (what ``bench_lenet.py --record`` writes: rounds, steps, warmup,
+    threads, results, provenance), "old" (the first recorded file: a command line, results and
+    provenance, no settings) or "corrupt" (not JSON)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if shape == "corrupt":
+        path.write_text("{ not json", encoding="utf-8")
+        return {}
+    provenance = {**PROVENANCE, "git_commit": "fedcba9876543210fedcba9876543210fedcba98",
+                  "git_dirty": shape == "old", "date": "2026-11-27T07:24:07+00:00",
+                  "cpu": "Bench CPU @ 3.1GHz", "wall_seconds": None}  # fmt: skip
+    if shape == "current":
+        data = {"rounds": 7, "steps": 250, "warmup": 15, "threads": 3,
+                "results": BENCH_RESULTS, "provenance": provenance}  # fmt: skip
+    elif shape == "old":
+        data = {"command": "python benchmarks/bench_lenet.py --json (5 rounds x 300 steps)",
+                "results": BENCH_RESULTS, "provenance": provenance}  # fmt: skip
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+    write_json(path, data)
+    return data
 
 
 def _notebook(path: Path, title: str) -> None:

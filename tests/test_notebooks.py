@@ -50,7 +50,7 @@ def test_numpy_notebook_defaults_are_the_tuned_preset():
     exec(nb.cells[1].source, namespace)
     tuned = numpy_cnn.TUNED
     for field in ("steps", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule",
-                  "checkpoint_every", "seed"):  # fmt: skip
+                  "translate", "label_smoothing", "checkpoint_every", "seed"):  # fmt: skip
         assert namespace[field.upper()] == getattr(tuned, field), field
     assert namespace["REPRO_STEPS"] == numpy_cnn.ORIGINAL.steps
 

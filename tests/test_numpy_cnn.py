@@ -65,8 +65,11 @@ def labels(n, seed=0):
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("band_floats", [nc.BAND_FLOATS, 50], ids=["one-band", "bands"])
 @pytest.mark.parametrize("stride,padding", [(1, 0), (1, 2), (2, 1)])
-def test_conv_gradients(stride, padding):
+def test_conv_gradients(stride, padding, band_floats, monkeypatch):
+    # A tiny band size makes the layer build its column matrix in several bands of output rows.
+    monkeypatch.setattr(nc, "BAND_FLOATS", band_floats)
     rng = np.random.default_rng(1)
     layer = nc.Conv2D(3, 4, 3, stride=stride, padding=padding, rng=rng, dtype=F64)
     layer.params["bias"][:] = rng.standard_normal((4, 1))
@@ -110,12 +113,16 @@ def test_relu_maxpool_flatten_linear_gradients():
         assert max(errors.values()) < 1e-6, (layer.describe(), errors)
 
 
-def test_softmax_cross_entropy_gradient():
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_softmax_cross_entropy_gradient_and_value(smoothing):
     rng = np.random.default_rng(4)
     logits = rng.standard_normal((10, 7)) * 3
     y = rng.integers(0, 10, 7)
-    loss_fn = nc.SoftmaxCrossEntropy()
-    loss_fn.forward(logits, y)
+    loss_fn = nc.SoftmaxCrossEntropy(label_smoothing=smoothing)
+    loss = loss_fn.forward(logits, y)
+    expected = torch.nn.functional.cross_entropy(torch.from_numpy(logits.T), torch.from_numpy(y),
+                                                 label_smoothing=smoothing)  # fmt: skip
+    assert abs(loss - expected.item()) < 1e-12
     numeric = numerical_grad(lambda: loss_fn.forward(logits, y), logits)
     loss_fn.forward(logits, y)
     assert rel_error(loss_fn.backward(), numeric) < 1e-6
@@ -294,6 +301,8 @@ def test_learning_rate_schedules():
 def test_presets():
     assert (nc.ORIGINAL.steps, nc.ORIGINAL.batch_size, nc.ORIGINAL.lr) == (5000, 64, 0.0005)
     assert nc.ORIGINAL.schedule == "constant" and nc.ORIGINAL.momentum == 0.9
+    # The original trained on the images as they are: no augmentation, no label smoothing.
+    assert (nc.ORIGINAL.translate, nc.ORIGINAL.hflip, nc.ORIGINAL.label_smoothing) == (0, False, 0)
     json.dumps(dataclasses.asdict(nc.TUNED))
 
 
@@ -301,7 +310,7 @@ def test_tiny_subset_overfits(tmp_path):
     x, y = images(32, seed=10), labels(32, seed=10)
     model = nc.build_lenet(seed=1)
     cfg = nc.TrainConfig(steps=50, batch_size=32, lr=0.05, schedule="constant",
-                         weight_decay=0.0, checkpoint_every=1000)
+                         weight_decay=0.0, translate=0, checkpoint_every=1000)
     history = nc.train(model, cfg, x, y, tmp_path)
     assert history["accuracy"][-1] == 1.0
     assert nc.evaluate(model, x, y) == 1.0  # eval mode, running statistics
@@ -463,14 +472,18 @@ def test_original_format_loads_with_warning_and_recalibrated_bn(trained_checkpoi
 # --------------------------------------------------------------------------------------------
 
 
-def test_benchmark_smoke():
+def test_benchmark_smoke(tmp_path):
+    record = tmp_path / "bench.json"
     cmd = [sys.executable, str(BENCH), "--json", "--rounds", "1", "--steps", "2", "--warmup",
-           "1", "--batch-sizes", "64"]
+           "1", "--batch-sizes", "64", "--record", str(record)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO).stdout
     result = json.loads(out)
     assert list(result) == ["64"]
     assert set(result["64"]) == {"numpy_images_per_s", "torch_images_per_s", "ratio"}
     assert all(v > 0 for v in result["64"].values())
+    saved = json.loads(record.read_text())
+    assert saved["results"] == result and saved["rounds"] == 1 and saved["steps"] == 2
+    assert saved["provenance"]["git_commit"] and saved["threads"] >= 1
 
 
 def test_random_translate_is_a_crop_of_the_padded_image():

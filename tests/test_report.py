@@ -19,7 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from report_fixtures import make_fake_runs
+from report_fixtures import make_fake_bench, make_fake_runs
 
 from fashion_mnist import REPO_ROOT
 from fashion_mnist.files import read_json, write_json
@@ -44,8 +44,16 @@ def figure_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("figure-cache")
 
 
-def _build(root: Path, figure_cache: Path, *, quick=False, pdf=False, readme=True, **fake):
+def _build(root: Path, figure_cache: Path, *, quick=False, pdf=False, readme=True, damage=None,
+           bench="current", **fake):  # fmt: skip
+    """Fake runs under ``root/runs`` (``damage(runs)`` may then break them), built into
+    ``root/out``; a README with a results block at ``root/README.md`` unless ``readme`` is False;
+    a fake speed benchmark at ``root/bench_lenet.json`` of the shape ``bench`` (None: none)."""
     runs = make_fake_runs(root / "runs", figure_cache=figure_cache, quick=quick, **fake)
+    if damage is not None:
+        damage(runs)
+    bench_path = root / "bench_lenet.json"
+    bench_data = make_fake_bench(bench_path, shape=bench) if bench else None
     readme_path = None
     if readme:
         readme_path = root / "README.md"
@@ -54,11 +62,12 @@ def _build(root: Path, figure_cache: Path, *, quick=False, pdf=False, readme=Tru
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
         result = build_report.build(runs["myself"], runs["pytorch"], root / "out",
                                     runs["notebooks"], quick=quick, readme=readme_path,
-                                    pdf=pdf)  # fmt: skip
+                                    pdf=pdf, bench=bench_path)  # fmt: skip
     out = root / "out"
     return {
         "out": out, "runs": runs, "result": result, "metrics": runs["metrics"],
         "messages": stderr.getvalue() + stdout.getvalue(), "readme": readme_path,
+        "bench": bench_data, "bench_path": bench_path,
         **_read_outputs(out),
     }  # fmt: skip
 
@@ -137,6 +146,21 @@ def num(text: str) -> float:
 
 def pct(x: float):
     return pytest.approx(100 * x, abs=0.005 + 1e-9)
+
+
+def readme_rows(readme: Path) -> list[list[str]]:
+    """The rows of the table in the README's results block (no header, no separator)."""
+    text = readme.read_text(encoding="utf-8")
+    block = text.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
+    lines = [line.strip() for line in block.splitlines() if line.startswith("|")]
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines[2:]]
+
+
+def note_list(markdown: str) -> list[str]:
+    """The bullets of the report's list of missing or incomplete inputs (English or Chinese)."""
+    match = re.search(r"^\*\*(?:Inputs missing or incomplete|缺失或不完整的输入)\*\*.*\n\n((?:- .*\n)+)",
+                      markdown, re.M)  # fmt: skip
+    return [line[2:] for line in match[1].splitlines()] if match else []
 
 
 def runs_of(metrics: dict) -> list[dict]:
@@ -340,6 +364,193 @@ def test_the_prose_numbers_come_from_the_metrics(full):
     assert f"{100 * (ens['test_accuracy'] - best_member):+.2f} points." in conclusions
 
 
+def speed_section(markdown: str, lang: str) -> str:
+    """The speed section of report.md ('md') or report.zh.md ('zh'), after the comparison."""
+    if lang == "md":
+        return markdown.split("\n### Training speed\n", 1)[1].split("\n## 8.", 1)[0]
+    return markdown.split("\n### 5.2 训练速度\n", 1)[1].split("\n### 5.3 ", 1)[0]
+
+
+def check_speed_table(markdown: str, bench: dict) -> None:
+    """The speed table shows each batch size of the benchmark, in order, with its images/s and
+    ratio exactly as the report formats them."""
+    rows = tables(markdown)["speed"][1:]
+    results = bench["results"]
+    assert [int(r[0]) for r in rows] == sorted(int(b) for b in results)
+    for row in rows:
+        r = results[row[0]]
+        assert row[1] == f"{r['numpy_images_per_s']:,.1f}" and same(
+            row[1], r["numpy_images_per_s"], tol=0.051
+        )
+        assert row[2] == f"{r['torch_images_per_s']:,.1f}" and same(
+            row[2], r["torch_images_per_s"], tol=0.051
+        )
+        assert row[3] == f"{r['ratio']:.3f}" and same(row[3], r["ratio"], tol=0.0005)
+
+
+def original_speed_numbers(run: dict) -> tuple[str, str]:
+    """Our reproduction's seconds per step and its speed-up over the original, as shown."""
+    per_step = run["train_seconds"] / run["config"]["steps"]
+    speedup = build_report.ORIGINAL_NUMPY_SECONDS_PER_STEP / per_step
+    return f"{per_step:.4f}", f"{max(speedup, 1 / speedup):.1f}"
+
+
+@pytest.mark.parametrize("lang", ["md", "zh"])
+def test_speed_section_equals_the_benchmark(full, lang):
+    markdown, bench = full[lang], full["bench"]
+    section = speed_section(markdown, lang)
+    assert "<!-- table: speed -->" in section  # the table is in this section, after the comparison
+    assert markdown.index("<!-- table: speed -->") > markdown.index(
+        "<!-- table: comparison/all -->"
+    )
+    check_speed_table(markdown, bench)
+    header = tables(markdown)["speed"][0]
+    assert header == (["Batch size", "NumPy images/s", "PyTorch images/s", "Ratio NumPy/PyTorch"]
+                      if lang == "md" else ["批大小", "NumPy 图像/秒", "PyTorch 图像/秒",
+                                            "比值 NumPy/PyTorch"])  # fmt: skip
+    # the settings and where it was measured, from the file
+    prov = bench["provenance"]
+    flat = " ".join(section.split())
+    if lang == "md":
+        assert f"alternating over {bench['rounds']} rounds" in flat
+        assert (f"Rounds: {bench['rounds']}; timed steps per measurement: {bench['steps']}, "
+                f"after {bench['warmup']} untimed warm-up steps; threads (NumPy's BLAS and "
+                f"PyTorch alike): {bench['threads']}.") in flat  # fmt: skip
+        assert f"Measured on {prov['cpu']} ({prov['cpu_cores']} cores)" in flat
+        assert f"at commit `{prov['git_commit'][:12]}` on {prov['date']}." in flat
+        assert "uncommitted" not in flat and "median" in flat
+    else:
+        assert f"交替进行 {bench['rounds']} 轮" in flat
+        assert (f"轮数：{bench['rounds']}；每次测量的计时步数：{bench['steps']}，之前另有 "
+                f"{bench['warmup']} 步不计时的预热；线程数（NumPy 的 BLAS 与 PyTorch 相同）："
+                f"{bench['threads']}。") in flat  # fmt: skip
+        assert f"测量环境：{prov['cpu']}（{prov['cpu_cores']} 核）" in flat
+        assert f"代码版本 `{prov['git_commit'][:12]}`，测量时间 {prov['date']}。" in flat
+        assert "未提交" not in flat and "中位数" in flat
+    for key in ("platform", "python", "numpy", "torch"):
+        assert prov[key] in flat
+    assert str(full["bench_path"]) in flat
+    # the HTML is rendered from this Markdown: the table and its numbers are there
+    html = full["html" if lang == "md" else "zh_html"]
+    assert "<!-- table: speed -->" in html
+    assert ("Training speed</h3>" if lang == "md" else "5.2 训练速度</h3>") in html
+    for r in bench["results"].values():
+        assert f"{r['numpy_images_per_s']:,.1f}" in html and f"{r['ratio']:.3f}" in html
+
+
+@pytest.mark.parametrize("lang", ["md", "zh"])
+def test_speed_against_the_original_code(full, lang):
+    """Our NumPy reproduction's seconds per step (its train_seconds over its configured steps)
+    beside the original's 0.6 s per step: the constants, our numbers and the factor."""
+    section = " ".join(speed_section(full[lang], lang).split())
+    run = full["metrics"]["cnn-by-myself"]["reproduction"]
+    per_step, factor = original_speed_numbers(run)
+    original = build_report.ORIGINAL_NUMPY_SPEED
+    assert original["seconds_per_step"] == build_report.ORIGINAL_NUMPY_SECONDS_PER_STEP == 0.6
+    assert original["train_minutes"] == build_report.ORIGINAL_NUMPY_TRAIN_MINUTES == 50
+    if lang == "md":
+        assert (
+            f"took about {original['seconds_per_step']} s per step at batch size "
+            f"{original['batch_size']} (a pure-Python max-pool loop, float64): about "
+            f"{original['train_minutes']} minutes for {original['steps']:,} steps"
+        ) in section
+        assert (
+            f"Our reproduction run (batch size {run['config']['batch_size']}, "
+            f"{run['config']['steps']:,} steps) trained in "
+            f"{build_report.duration(run['train_seconds'])} on {run['hardware']}: "
+            f"{per_step} s per step ({run['images_per_second']:,.1f} images/s)"
+        ) in section
+        # the fake reproduction is slower than the original's 0.6 s per step
+        assert f"**{factor} times** slower per step" in section
+        assert "different machines" in section
+    else:
+        assert (f"在批大小为 {original['batch_size']} 时每步约需 {original['seconds_per_step']} 秒"
+                f"（最大池化用纯 Python 循环实现，float64），{original['steps']:,} 步约需 "
+                f"{original['train_minutes']} 分钟") in section  # fmt: skip
+        assert (f"我们的复现运行（批大小 {run['config']['batch_size']}，{run['config']['steps']:,} "
+                f"步）在 {run['hardware']} 上训练用时 {build_report.duration(run['train_seconds'])}："
+                f"每步 {per_step} 秒（每秒 {run['images_per_second']:,.1f} 张图像）") in section  # fmt: skip
+        assert f"每步用时是原代码的 **{factor} 倍**" in section
+        assert "不同机器" in section
+
+
+def _old_bench_and_a_fast_reproduction(runs: dict) -> None:
+    """The NumPy reproduction trained 200 steps in 2.5 s: faster than the original per step."""
+    path = runs["myself"] / "metrics.json"
+    metrics = read_json(path)
+    metrics["reproduction"]["train_seconds"] = 2.5
+    write_json(path, metrics)
+    runs["metrics"]["cnn-by-myself"] = metrics
+
+
+def test_speed_from_an_old_benchmark_file(tmp_path, figure_cache):
+    """The first recorded bench_lenet.json (no rounds, steps, warmup, threads): the table all
+    the same, the settings shown as '–', no note."""
+    built = _build(tmp_path, figure_cache, bench="old", readme=False, notebooks=False,
+                   damage=_old_bench_and_a_fast_reproduction)  # fmt: skip
+    assert "rounds" not in built["bench"]
+    assert not [n for n in built["result"]["notes"] if "speed benchmark" in n["en"]]
+    run = built["runs"]["metrics"]["cnn-by-myself"]["reproduction"]
+    per_step, factor = original_speed_numbers(run)
+    assert float(factor) > 1
+    for lang in ("md", "zh"):
+        check_speed_table(built[lang], built["bench"])
+        section = " ".join(speed_section(built[lang], lang).split())
+        assert "Not run" not in section and "未运行" not in section
+        if lang == "md":
+            assert "alternating over several rounds" in section
+            assert ("Rounds: –; timed steps per measurement: –, after – untimed warm-up steps; "
+                    "threads (NumPy's BLAS and PyTorch alike): –.") in section  # fmt: skip
+            assert "(with uncommitted changes)" in section  # the old file's git_dirty is true
+            assert f"{per_step} s per step" in section
+            assert f"**{factor} times** faster per step" in section
+        else:
+            assert "两者交替进行若干轮" in section
+            assert ("轮数：–；每次测量的计时步数：–，之前另有 – 步不计时的预热；"
+                    "线程数（NumPy 的 BLAS 与 PyTorch 相同）：–。") in section  # fmt: skip
+            assert "（含未提交的修改）" in section
+            assert f"每步 {per_step} 秒" in section
+            assert f"每步的速度是原代码的 **{factor} 倍**" in section
+    assert "<!-- table: speed -->" in built["html"] and "<!-- table: speed -->" in built["zh_html"]
+
+
+@pytest.mark.parametrize("bench", [None, "corrupt"])
+def test_missing_or_unreadable_benchmark_is_a_note(tmp_path, figure_cache, bench):
+    built = _build(tmp_path, figure_cache, bench=bench, readme=False, notebooks=False)
+    path = str(built["bench_path"])
+    notes = [n for n in built["result"]["notes"] if path in n["en"]]
+    assert len(notes) == 1
+    en, zh = notes[0]["en"], notes[0]["zh"]
+    assert path in zh and "make bench" in en and "make bench" in zh
+    assert "benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json" in en
+    assert "benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json" in zh
+    if bench is None:
+        assert en.startswith("missing input: no speed benchmark results at")
+        assert zh.startswith(f"缺少输入：{path} 处没有速度基准测试结果")
+    else:
+        assert "could not be read" in en and zh.startswith(f"无法读取 {path} 处的速度基准测试结果")
+    assert "“训练速度”一节标注为“未运行”" in zh and "missing input" not in zh
+    # the note: English on stderr and in report.md, Chinese in report.zh.md
+    assert en in built["messages"] and zh not in built["messages"]
+    assert en in note_list(built["md"]) and zh in note_list(built["zh"])
+    assert en not in built["zh"] and zh not in built["md"]
+    # the section says not run, in both languages; the rest of the report is built
+    md, zh_md = speed_section(built["md"], "md"), speed_section(built["zh"], "zh")
+    assert (
+        f"> **Not run:** the speed benchmark: no readable results at `{path}` (run `make bench`)"
+        in md
+    )
+    assert (
+        f"> **未运行：** 速度基准测试：`{path}` 处没有可读取的结果（请运行 `make bench`）" in zh_md
+    )
+    for text in (built["md"], built["zh"]):
+        assert "speed" not in tables(text) and "comparison/all" in tables(text)
+    assert "Training speed</h3>" in built["html"] and "5.2 训练速度</h3>" in built["zh_html"]
+    # the comparison with the original code needs only the metrics: still there
+    run = built["metrics"]["cnn-by-myself"]["reproduction"]
+    assert f"{original_speed_numbers(run)[0]} s per step" in md
+
+
 def test_readme_block_rewritten_and_nothing_else(full):
     text = full["readme"].read_text(encoding="utf-8")
     before, rest = README_TEXT.split("<!-- results:start -->")
@@ -351,6 +562,27 @@ def test_readme_block_rewritten_and_nothing_else(full):
     for model in MODELS:
         assert f"**{100 * full['metrics'][model]['test_accuracy']:.2f}%**" in block
     assert "out/report.md" in block
+    # each model: its main run, then its reproduction (the original's settings), both beside the
+    # original report's number; then the ensemble
+    rows = readme_rows(full["readme"])
+    expected = []
+    for model in MODELS:
+        metrics = full["metrics"][model]
+        label = build_report._run_label(metrics["name"])["en"]
+        expected.append((f"{model}: {metrics['implementation']}, {label}", model, metrics))
+        expected.append((f"{model}: {metrics['implementation']}, original settings (reproduction)",
+                         model, metrics["reproduction"]))  # fmt: skip
+    assert [r[0] for r in rows[: len(expected)]] == [label for label, *_ in expected]
+    for row, (_, model, run) in zip(rows, expected, strict=False):
+        assert same(row[1], run["params"])
+        assert same_pct(row[2], run["test_accuracy"])
+        assert same_pct(row[3], build_report.ORIGINAL_RESULTS[model])
+        assert row[5] == run["hardware"]
+    assert rows[0][2].startswith("**") and not rows[1][2].startswith("**")  # main run in bold
+    assert rows[1][0] == "cnn-by-myself: NumPy (from scratch), original settings (reproduction)"
+    ens = full["metrics"]["cnn-by-pytorch"]["ensemble"]
+    assert rows[len(expected)][0].startswith("Ensemble")
+    assert same_pct(rows[len(expected)][2], ens["test_accuracy"])
 
 
 def test_missing_model_is_named_and_marked_not_run(only_myself):
@@ -367,11 +599,96 @@ def test_missing_model_is_named_and_marked_not_run(only_myself):
     assert zh.count("**未运行：**") >= 4
     assert "- **cnn-by-pytorch**: not run." in md
     assert "not exported" in md
+    # the notes name what is missing, in English in report.md and in Chinese in report.zh.md
+    notes = only_myself["result"]["notes"]
+    assert all(set(n) == {"en", "zh"} for n in notes)
+    path = str(only_myself["runs"]["pytorch"] / "metrics.json")
+    missing = [n for n in notes if path in n["en"]]
+    assert len(missing) == 1 and path in missing[0]["zh"] and "cnn-by-pytorch" in missing[0]["zh"]
+    assert note_list(md) == [n["en"] for n in notes]
+    assert note_list(zh) == [n["zh"] for n in notes]
+    # the README: the NumPy model's two runs, the PyTorch model not run
+    rows = readme_rows(only_myself["readme"])
+    assert [r[0] for r in rows] == ["cnn-by-myself: NumPy (from scratch), tuned",
+                                    "cnn-by-myself: NumPy (from scratch), original settings "
+                                    "(reproduction)", "cnn-by-pytorch"]  # fmt: skip
+    assert rows[2][2] == "not run"
     # the NumPy half is complete, and the table of the missing model has no row
     t = tables(md)
     assert [r[0] for r in t["comparison/all"][1:]] == ["cnn-by-myself", "cnn-by-myself"]
     assert t["original"][2][3] == "–"
     assert not (only_myself["out"] / "notebooks").exists()
+
+
+def test_chinese_report_lists_the_notes_in_chinese(only_myself):
+    zh, md = only_myself["zh"], only_myself["md"]
+    path = only_myself["runs"]["pytorch"] / "metrics.json"
+    notebook = only_myself["runs"]["notebooks"] / "cnn-by-pytorch.ipynb"
+    expected = (
+        f"缺少输入：cnn-by-pytorch：{path} 处没有 metrics.json（请运行 cnn-by-pytorch/demo.ipynb，"
+        "例如 `make run`）；相关章节标注为“未运行”",
+        f"缺少输入：找不到已执行的 notebook {notebook}，未导出",
+    )
+    for note in expected:
+        assert f"- {note}\n" in zh
+        assert note not in md
+    # no English sentence in the Chinese list; the English report keeps its own
+    assert "missing input" not in zh and "no metrics.json at" not in zh and "not found" not in zh
+    assert f"missing input: cnn-by-pytorch: no metrics.json at {path}" in md
+    # the notes are printed in English only
+    assert "缺少输入" not in only_myself["messages"]
+
+
+def _break_inputs(runs: dict) -> None:
+    """Everything but a metrics.json or a notebook missing: a figure, the first-images figure, a
+    log, a reproduction, the ablation; a layer count that does not add up; a damaged notebook."""
+    myself, torch = runs["myself"], runs["pytorch"]
+    (myself / "figures" / "tuned_confusion.png").unlink()
+    (myself / "figures" / "first_images.png").unlink()
+    (torch / "logs" / "improved_train.log").unlink()
+    metrics = read_json(myself / "metrics.json")
+    metrics["layers"][0] = {**metrics["layers"][0], "params": 157}
+    write_json(myself / "metrics.json", metrics)
+    metrics = read_json(torch / "metrics.json")
+    write_json(torch / "metrics.json", {**metrics, "reproduction": None, "ablation": None})
+    (runs["notebooks"] / "cnn-by-pytorch.ipynb").write_text("{ not json", encoding="utf-8")
+
+
+def test_every_note_is_in_both_languages(tmp_path, figure_cache):
+    built = _build(tmp_path, figure_cache, damage=_break_inputs)
+    notes = built["result"]["notes"]
+    myself, torch = built["runs"]["myself"], built["runs"]["pytorch"]
+    expected_zh = [
+        f"缺少输入：cnn-by-myself（tuned）：在 {myself / 'figures/tuned_confusion.png'} 找不到图像 "
+        "'confusion'",
+        "cnn-by-myself（tuned）：各层参数之和为 61751，而 metrics.json 记录的参数量为 61750",
+        f"缺少输入：cnn-by-myself：找不到图像 {myself / 'figures/first_images.png'}",
+        f"缺少输入：cnn-by-pytorch（improved）：在 {torch / 'logs/improved_train.log'} 找不到日志文件",
+        "缺少输入：cnn-by-pytorch：metrics.json 中没有 'reproduction' 运行（原报告设置的复现）；"
+        "标注为“未运行”",
+        "未运行：消融实验：cnn-by-pytorch/metrics.json 中 'ablation' 为 null",
+        "未运行：ResNet（需要 GPU）：cnn-by-pytorch/metrics.json 中 'resnet' 为 null",
+    ]  # fmt: skip
+    zh_notes = [n["zh"] for n in notes]
+    for note in expected_zh:
+        assert note in zh_notes
+    exported = [n for n in notes if n["zh"].startswith("已执行的 notebook ")]
+    assert len(exported) == 1 and "无法导出：" in exported[0]["zh"]
+    assert len(notes) == len(expected_zh) + 1
+    # each note: English in report.md and on stderr, Chinese in report.zh.md, never crossed
+    assert note_list(built["md"]) == [n["en"] for n in notes]
+    assert note_list(built["zh"]) == zh_notes
+    for note in notes:
+        assert note["en"] in built["messages"] and note["zh"] not in built["messages"]
+        assert note["en"] != note["zh"] and re.search(r"[\u4e00-\u9fff]", note["zh"])
+    assert not re.search(r"missing input|not found|not run:|could not", "\n".join(zh_notes))
+    # the README: no reproduction row for the model that has none
+    assert [r[0] for r in readme_rows(built["readme"])] == [
+        "cnn-by-myself: NumPy (from scratch), tuned",
+        "cnn-by-myself: NumPy (from scratch), original settings (reproduction)",
+        "cnn-by-pytorch: PyTorch, improved",
+        "Ensemble (3 models)",
+    ]
 
 
 def test_only_pytorch_with_a_resnet(tmp_path, figure_cache):
@@ -406,11 +723,13 @@ def test_neither_model_still_builds(tmp_path, figure_cache):
 
 def test_quick_build_from_the_command_line_says_quick(tmp_path, figure_cache):
     runs = make_fake_runs(tmp_path / "runs", figure_cache=figure_cache, quick=True)
+    bench = make_fake_bench(tmp_path / "bench.json")
     out = tmp_path / "report"
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "report/build_report.py"), "--quick", "--no-pdf",
          "--myself", str(runs["myself"]), "--pytorch", str(runs["pytorch"]),
-         "--out", str(out), "--notebooks", str(tmp_path / "no-notebooks")],
+         "--out", str(out), "--notebooks", str(tmp_path / "no-notebooks"),
+         "--bench", str(tmp_path / "bench.json")],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -420,6 +739,7 @@ def test_quick_build_from_the_command_line_says_quick(tmp_path, figure_cache):
     assert "<title>QUICK" in (out / "report.html").read_text(encoding="utf-8")
     assert "README" not in proc.stdout  # a quick build never touches the README
     assert "cnn-by-myself.ipynb not found" in proc.stderr
+    check_speed_table((out / "report.md").read_text(encoding="utf-8"), bench)  # --bench was read
 
 
 def test_missing_extras_then_a_rebuild_from_quick_metrics(tmp_path, figure_cache):
