@@ -590,6 +590,7 @@ def train(
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
+        first_bad_step = torch.zeros((), dtype=torch.long, device=device)  # 0: every loss finite
         batches = torch.randperm(len(y_train), device=device).split(config.batch_size)
         bar = tqdm(batches, desc=f"Epoch {epoch}/{config.epochs}", leave=False, unit="batch")
         for step, idx in enumerate(bar, start=1):
@@ -602,10 +603,11 @@ def train(
                 loss = criterion(logits.float(), y)
                 if mix is not None:
                     loss = lam * loss + (1 - lam) * criterion(logits.float(), y_pasted)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss is {loss.item()} at epoch {epoch}, step {step}/{len(batches)}"
-                )
+            # Noted on the device and checked once per epoch: checking each step would make the
+            # CPU wait for the GPU every step. No checkpoint is written after a bad step.
+            first_bad_step = torch.where(
+                (first_bad_step == 0) & ~torch.isfinite(loss.detach()), step, first_bad_step
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -614,6 +616,11 @@ def train(
                 ema.update(model)
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
+        if first_bad_step.item():
+            raise FloatingPointError(
+                f"loss is not finite at epoch {epoch}, step {first_bad_step.item()}/{len(batches)}"
+                f"; the last checkpoint written is of epoch {epoch - 1}"
+            )
 
         eval_model = ema.model if ema is not None else model
         record = {

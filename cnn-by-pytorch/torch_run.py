@@ -8,6 +8,7 @@ ablation on the full data and records the result, which the notebook then reads:
     python torch_run.py ablation      # make ablation: writes ablation.json (about 30 min on 2 cores)
     python torch_run.py resnet        # make resnet, on a GPU: writes resnet.json
     python torch_run.py improved --epochs 1 --out /tmp/try   # any preset, e.g. to time an epoch
+    python torch_run.py improved --set cutmix=0.5 --name improved_cutmix   # a variant of a preset
 
 On a CPU shared with other jobs, ``OMP_WAIT_POLICY=PASSIVE`` stops PyTorch's threads from
 spin-waiting, which otherwise makes every step several times slower.
@@ -160,25 +161,51 @@ def record(path: Path, result: dict) -> dict:
     return write_metrics(path, result)
 
 
+def override(config: torch_cnn.Config, assignments: list[str]) -> torch_cnn.Config:
+    """``config`` with fields replaced from 'name=value' strings, each value read as its field's type."""
+    changes = {}
+    fields = {f.name: type(f.default) for f in dataclasses.fields(config)}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or name not in fields:
+            raise ValueError(f"--set {assignment!r}: expected NAME=VALUE with NAME one of {sorted(fields)}")
+        kind = fields[name]
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {assignment!r}: {name} takes true or false")
+            changes[name] = value.lower() in ("true", "1")
+        else:
+            try:
+                changes[name] = kind(value)
+            except ValueError:
+                raise ValueError(f"--set {assignment!r}: {name} takes a {kind.__name__}") from None
+    return dataclasses.replace(config, **changes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train a preset or the ablation; record it.")
     parser.add_argument("what", choices=[*PRESETS, "ablation"])
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's length")
     parser.add_argument("--data", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="change one field of the preset's Config (repeatable)")
+    parser.add_argument("--name", help="the run's name (files NAME.json, logs/NAME.*); "
+                        "default: the preset's")  # fmt: skip
     args = parser.parse_args(argv)
+    name = args.name or args.what
     splits = load_splits(ensure_dataset(args.data))
     device = torch_cnn.pick_device()
     print(f"Device: {device}")
     if args.what == "ablation":
         result = run_ablations(splits, args.out, args.epochs or torch_cnn.ABLATION_EPOCHS, device)
     else:
-        config = PRESETS[args.what]
+        config = override(PRESETS[args.what], args.set)
         if args.epochs:
             config = dataclasses.replace(config, epochs=args.epochs)
-        result = run(args.what, config, splits, args.out, device=device, title=args.what)
-    record(args.out / f"{args.what}.json", result)
-    print(f"Wrote {args.out / (args.what + '.json')}")
+        result = run(name, config, splits, args.out, device=device, title=name)
+    record(args.out / f"{name}.json", result)
+    print(f"Wrote {args.out / (name + '.json')}")
     return 0
 
 

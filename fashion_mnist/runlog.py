@@ -183,7 +183,8 @@ def provenance(wall_seconds: float | None = None) -> dict:
     """Where and with what a result was produced: commit, date, hardware, library versions."""
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
-        "git_commit": _git("rev-parse", "HEAD"),
+        # A copy of the tree without .git (e.g. sent to a GPU machine) is named by $GIT_COMMIT.
+        "git_commit": _git("rev-parse", "HEAD") or os.environ.get("GIT_COMMIT"),
         "git_dirty": bool(status) if status is not None else None,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cpu": _cpu_model(),
