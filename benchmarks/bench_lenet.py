@@ -27,22 +27,16 @@ import sys
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_info
 
 from fashion_mnist.files import write_json
 from fashion_mnist.results import import_model_module
-from fashion_mnist.runlog import provenance
+from fashion_mnist.runlog import blas_threads, provenance
 
 nc = import_model_module("cnn-by-myself", "numpy_cnn")
 
 BATCH_SIZES = (64, 128, 256)
 DISTINCT_BATCHES = 16  # cycled through; enough that no single batch sits in cache
 LR = 0.01
-
-
-def blas_threads() -> int:
-    """Threads of NumPy's BLAS (read before torch is imported: it brings its own)."""
-    return max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
 
 
 def torch_lenet(model: nc.Sequential):

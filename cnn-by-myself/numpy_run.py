@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import numpy_cnn as cnn
+from threadpoolctl import threadpool_limits
 
-from fashion_mnist import plots
+from fashion_mnist import plots, runlog
 from fashion_mnist.data import Splits
 from fashion_mnist.results import (
     evaluate_checkpoints,
@@ -26,13 +27,21 @@ from fashion_mnist.runlog import hardware, logged_steps, read_csv
 
 
 def run(name: str, config: cnn.TrainConfig, splits: Splits, out: Path, resume: bool = False,
-        title: str = "") -> dict:  # fmt: skip
+        title: str = "", blas_threads: int | None = None) -> dict:  # fmt: skip
     """Train ``config`` into ``out`` (logs/, checkpoints/NAME/, figures/) and describe the run.
 
     Without ``resume`` the run starts afresh, replacing this run's earlier checkpoints; with it,
-    training continues from the latest one.
+    training continues from the latest one. ``blas_threads`` caps BLAS's threads for the run
+    (None: BLAS's own default). Different thread counts sum in a different order, so results
+    differ slightly between them.
     """
-    title = title or name
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
+        return {**_run(name, config, splits, out, resume, title or name),
+                "blas_threads": runlog.blas_threads()}  # fmt: skip
+
+
+def _run(name: str, config: cnn.TrainConfig, splits: Splits, out: Path, resume: bool,
+         title: str) -> dict:  # fmt: skip
     checkpoint_dir = out / "checkpoints" / name
     if not resume:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)

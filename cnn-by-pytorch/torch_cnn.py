@@ -76,7 +76,9 @@ REPRODUCTION = Config()
 
 # Same network, at most 30 epochs. The measured reference (93.6%) used crop+flip+erasing, one-cycle
 # Adam 2e-3 and label smoothing 0.1; on top of it: decoupled weight decay, an EMA of the weights
-# (a cheap average of the last few epochs) and flip test-time augmentation.
+# (a cheap average of the last few epochs) and flip test-time augmentation. Shifts of 1 pixel
+# rather than 2: validation 94.28% against 93.84% in one GPU session (gpu/improved*.json), where
+# CutMix (93.12%) and plain Adam without weight decay (93.88%) did not help.
 IMPROVED = dataclasses.replace(
     REPRODUCTION,
     epochs=30,
@@ -85,7 +87,7 @@ IMPROVED = dataclasses.replace(
     weight_decay=0.05,
     schedule="onecycle",
     label_smoothing=0.1,
-    translate=2,
+    translate=1,
     hflip=True,
     erasing=0.25,
     ema=0.999,
@@ -664,8 +666,13 @@ def train(
     return _summarise(history, out_dir, len(y_train), count_params(model), device)
 
 
+def select_epoch(history: list[dict]) -> dict:
+    """The epoch record with the best validation accuracy; on ties, the earlier epoch."""
+    return max(history, key=lambda r: (r["val_acc"], -r["epoch"]))
+
+
 def _summarise(history: list, out_dir: Path, n_train: int, params: int, device) -> dict:
-    best = max(history, key=lambda r: (r["val_acc"], -r["epoch"]))  # ties: the earlier epoch
+    best = select_epoch(history)
     seconds = sum(r["seconds"] for r in history)
     return {
         "history": history,

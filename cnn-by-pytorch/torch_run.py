@@ -34,7 +34,7 @@ from fashion_mnist.results import (
     soft_vote,
     test_evaluation,
 )
-from fashion_mnist.runlog import EPOCH_FIELDS, RunLog, hardware, write_metrics
+from fashion_mnist.runlog import EPOCH_FIELDS, RunLog, hardware, read_csv, write_metrics
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {"reproduction": torch_cnn.REPRODUCTION, "improved": torch_cnn.IMPROVED,
@@ -64,7 +64,7 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
 
     best = next(r for r in result["history"] if r["epoch"] == result["best_epoch"])
     checkpoint = Path(result["best_checkpoint"])
-    model = torch_cnn.load(checkpoint, device="cpu")
+    model = torch_cnn.load(checkpoint, device=result["device"])  # a ResNet is slow on a CPU
     probabilities = torch_cnn.predict_proba(model, splits.test_images, tta_flip=config.tta_flip)
     report, figures = test_evaluation(name, probabilities, splits, out, title)
     curves = out / "figures" / f"{name}_curves.png"
@@ -89,6 +89,45 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
     }
 
 
+def record_from_log(name: str, config: torch_cnn.Config, out: Path, n_train: int,
+                    hardware_name: str) -> dict:  # fmt: skip
+    """The record of a run whose last steps (evaluating the selected checkpoint, the figures) were
+    cut off, e.g. when a GPU machine's time ran out, read from its per-epoch log ``out/logs/NAME.csv``.
+
+    The log holds what selection needs: each epoch's validation accuracy and the test accuracy
+    measured with it (the same model and evaluation as the checkpoint's). Without the checkpoint
+    there is no confusion matrix or per-class report.
+    """
+    csv_path = out / "logs" / f"{name}.csv"
+    history = read_csv(csv_path)
+    if not history or history[-1]["epoch"] != config.epochs:
+        raise ValueError(f"{csv_path}: the log does not reach epoch {config.epochs} of the "
+                         f"configuration (last epoch: {history[-1]['epoch'] if history else None})")  # fmt: skip
+    best = torch_cnn.select_epoch(history)
+    model = torch_cnn.build_model(config)
+    curves = out / "figures" / f"{name}_curves.png"
+    plots.plot_epoch_curves(history, curves, title=f"{name}: per epoch")
+    seconds = sum(r["seconds"] for r in history)
+    return {
+        "name": name,
+        "params": torch_cnn.count_params(model),
+        "layers": torch_cnn.summary_rows(model),
+        "config": dataclasses.asdict(config),
+        "checkpoint": None,
+        "selected_epoch": best["epoch"],
+        "val_accuracy": best["val_acc"],
+        "test_accuracy": best["test_acc"],
+        "epochs": history,
+        "train_seconds": round(seconds, 2),
+        "images_per_second": round(n_train * len(history) / seconds, 1),
+        "hardware": hardware_name,
+        "test_report": None,
+        "figures": {"curves": relative(curves, out)},
+        "logs": {"csv": f"logs/{name}.csv", "log": f"logs/{name}.log"},
+        "recorded_from_log": True,
+    }
+
+
 def epoch_table(run_record: dict) -> pd.DataFrame:
     """Per-epoch accuracies (like the original's table), the selected epoch marked."""
     table = pd.DataFrame(run_record["epochs"]).set_index("epoch")
@@ -98,11 +137,15 @@ def epoch_table(run_record: dict) -> pd.DataFrame:
     return table
 
 
+def changes(config: torch_cnn.Config, base: torch_cnn.Config) -> list[str]:
+    """The fields in which ``config`` differs from ``base``, e.g. ['translate=2']."""
+    return [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
+            if getattr(config, f.name) != getattr(base, f.name)]  # fmt: skip
+
+
 def describe(config: torch_cnn.Config, base: torch_cnn.Config) -> str:
     """What a configuration changes relative to ``base``, e.g. 'translate=2'."""
-    changes = [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
-               if getattr(config, f.name) != getattr(base, f.name)]  # fmt: skip
-    return ", ".join(changes) or "the reproduction configuration"
+    return ", ".join(changes(config, base)) or "the reproduction configuration"
 
 
 def run_ablations(splits: Splits, out: Path, epochs: int = torch_cnn.ABLATION_EPOCHS,
@@ -151,6 +194,25 @@ def ensemble(torch_checkpoints: dict[str, Path], numpy_metrics: Path, splits: Sp
             "test_accuracy": vote["accuracy"]}  # fmt: skip
 
 
+def recorded_runs(folder: Path) -> dict | None:
+    """One row per run recorded in ``folder`` (e.g. ``gpu/``, written by gpu_runs.sh), each
+    described as its closest preset plus what differs; None when there are none."""
+    rows = []
+    for path in sorted(folder.glob("*.json")):
+        run_record = json.loads(path.read_text())
+        config = torch_cnn.Config(**run_record["config"])
+        preset = min(PRESETS, key=lambda name: len(changes(config, PRESETS[name])))
+        differences = ", ".join(changes(config, PRESETS[preset]))
+        rows.append({
+            "name": run_record["name"],
+            "description": f"{preset} with {differences}" if differences else preset,
+            "epochs": len(run_record["epochs"]), "selected_epoch": run_record["selected_epoch"],
+            "val_accuracy": run_record["val_accuracy"], "test_accuracy": run_record["test_accuracy"],
+            "train_seconds": run_record["train_seconds"], "hardware": run_record["hardware"],
+        })  # fmt: skip
+    return {"folder": folder.name, "rows": rows} if rows else None
+
+
 def read_recorded(path: Path) -> dict | None:
     """A result recorded by an earlier run (``make ablation``, a GPU run), or None."""
     return json.loads(path.read_text()) if path.is_file() else None
@@ -192,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="change one field of the preset's Config (repeatable)")
     parser.add_argument("--name", help="the run's name (files NAME.json, logs/NAME.*); "
                         "default: the preset's")  # fmt: skip
+    parser.add_argument("--from-log", metavar="HARDWARE",
+                        help="train nothing: record a run whose end was cut off from its "
+                        "per-epoch log OUT/logs/NAME.csv; HARDWARE names where it ran")  # fmt: skip
     args = parser.parse_args(argv)
     name = args.name or args.what
     splits = load_splits(ensure_dataset(args.data))
@@ -203,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         config = override(PRESETS[args.what], args.set)
         if args.epochs:
             config = dataclasses.replace(config, epochs=args.epochs)
-        result = run(name, config, splits, args.out, device=device, title=name)
+        if args.from_log:
+            result = record_from_log(name, config, args.out, len(splits.train_labels), args.from_log)
+        else:
+            result = run(name, config, splits, args.out, device=device, title=name)
     record(args.out / f"{name}.json", result)
     print(f"Wrote {args.out / (name + '.json')}")
     return 0

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from threadpoolctl import threadpool_info
+
 from . import REPO_ROOT
 from .files import write_json, write_text
 
@@ -183,8 +185,7 @@ def provenance(wall_seconds: float | None = None) -> dict:
     """Where and with what a result was produced: commit, date, hardware, library versions."""
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
-        # A copy of the tree without .git (e.g. sent to a GPU machine) is named by $GIT_COMMIT.
-        "git_commit": _git("rev-parse", "HEAD") or os.environ.get("GIT_COMMIT"),
+        "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cpu": _cpu_model(),
@@ -196,6 +197,11 @@ def provenance(wall_seconds: float | None = None) -> dict:
         "torch": _version("torch"),
         "wall_seconds": None if wall_seconds is None else round(wall_seconds, 2),
     }
+
+
+def blas_threads() -> int:
+    """Threads of the BLAS libraries loaded so far (NumPy's; torch brings its own when imported)."""
+    return max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
 
 
 def hardware() -> str:

@@ -242,11 +242,13 @@ RUN_DEFAULTS = {
     "val_accuracy": None, "test_accuracy": None, "train_seconds": None,
     "images_per_second": None, "hardware": None, "test_report": None, "figures": {}, "logs": {},
     "checkpoints": [], "selected_step": None, "epochs": None, "selected_epoch": None,
+    "recorded_from_log": False,
 }  # fmt: skip
 MODEL_DEFAULTS = {
     "model": None, "implementation": None, "quick": False, "model_code_lines": None,
     "first_images_figure": None, "class_counts": None, "data": None, "gradient_check": None,
     "reproduction": None, "provenance": {}, "ablation": None, "ensemble": None, "resnet": None,
+    "gpu_runs": None,
 }  # fmt: skip
 REPORT_DEFAULTS = {"accuracy": None, "n": None, "confusion_matrix": None, "per_class": [],
                    "most_confused": []}  # fmt: skip
@@ -633,7 +635,8 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     extras = {}
     for key, what, what_zh in (("ablation", "ablation study", "消融实验"),
                                ("ensemble", "ensemble", "模型集成"),
-                               ("resnet", "ResNet run (needs a GPU)", "ResNet（需要 GPU）")):  # fmt: skip
+                               ("resnet", "ResNet run (needs a GPU)", "ResNet（需要 GPU）"),
+                               ("gpu_runs", "runs on a GPU", "GPU 上的运行")):  # fmt: skip
         value = torch_m.get(key) if models["cnn-by-pytorch"]["present"] else None
         if value is None and models["cnn-by-pytorch"]["present"]:
             notes.add(f"not run: {what}: cnn-by-pytorch/metrics.json has '{key}': null",

@@ -255,7 +255,7 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
             **_torch_run(folder, "improved", 2, figs), "model": "cnn-by-pytorch",
             "implementation": "PyTorch", "quick": quick, "model_code_lines": 187,
             "reproduction": _torch_run(folder, "reproduction", 0, figs),
-            "ablation": None, "ensemble": None, "resnet": None,
+            "ablation": None, "ensemble": None, "resnet": None, "gpu_runs": None,
             "provenance": {**PROVENANCE, "wall_seconds": 987.6},
         }  # fmt: skip
         if extras:
@@ -271,10 +271,19 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
                                    "member_test_accuracies": {"improved": 0.919, "reproduction":
                                                               0.9011, "numpy-tuned": 0.8123},
                                    "test_accuracy": 0.9234}  # fmt: skip
+            metrics["gpu_runs"] = {"folder": "gpu", "rows": [
+                {"name": "reproduction", "description": "reproduction", "epochs": 20,
+                 "selected_epoch": 15, "val_accuracy": 0.9322, "test_accuracy": 0.9205,
+                 "train_seconds": 40.2, "hardware": "NVIDIA Fake GPU 80GB"},
+                {"name": "improved_cutmix", "description": "improved with cutmix=0.5",
+                 "epochs": 30, "selected_epoch": 29, "val_accuracy": 0.9312,
+                 "test_accuracy": 0.9243, "train_seconds": 102.0, "hardware": "NVIDIA Fake GPU 80GB"},
+            ]}  # fmt: skip
         if resnet:
             run = _torch_run(folder, "resnet", 3, figs)
             metrics["resnet"] = {**run, "params": 2_777_674, "layers": [],
-                                 "hardware": "NVIDIA Fake GPU 80GB"}  # fmt: skip
+                                 "hardware": "NVIDIA Fake GPU 80GB", "test_report": None,
+                                 "recorded_from_log": True}  # fmt: skip
         write_json(folder / "metrics.json", metrics)
         paths["metrics"]["cnn-by-pytorch"] = metrics
     if notebooks:

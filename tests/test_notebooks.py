@@ -37,6 +37,7 @@ def test_numpy_notebook_quick_run(quick_runs):
         assert (out / figure).stat().st_size > 10_000
     assert metrics["gradient_check"]["max_relative_error"] < 1e-6
     assert metrics["reproduction"]["config"]["batch_size"] == 64
+    assert metrics["blas_threads"] == metrics["reproduction"]["blas_threads"] == 1  # the parameter
     log_lines = (out / metrics["logs"]["log"]).read_text().splitlines()
     assert len(log_lines) == 300 and ", Step: 300/300, Loss: " in log_lines[-1]
     assert metrics["provenance"]["wall_seconds"] > 0

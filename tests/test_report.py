@@ -331,6 +331,12 @@ def test_tables_equal_the_metrics(built, lang):
         for row, name in zip(rows[:-1], ens["members"], strict=True):
             assert same_pct(row[1], ens["member_test_accuracies"][name])
         assert same_pct(rows[-1][1], ens["test_accuracy"])
+    if torch.get("gpu_runs"):
+        rows = t["gpu-runs"][1:]
+        for row, r in zip(rows, torch["gpu_runs"]["rows"], strict=True):
+            assert row[:2] == [r["name"], r["description"]] and row[7] == r["hardware"]
+            assert [int(row[2]), int(row[3])] == [r["epochs"], r["selected_epoch"]]
+            assert same_pct(row[4], r["val_accuracy"]) and same_pct(row[5], r["test_accuracy"])
     # public reference points: each constant is there, and ours are in it
     values = [num(r[1]) for r in t["references"][1:]]
     assert values == sorted(values)
@@ -641,7 +647,7 @@ def test_chinese_report_lists_the_notes_in_chinese(only_myself):
 
 def _break_inputs(runs: dict) -> None:
     """Everything but a metrics.json or a notebook missing: a figure, the first-images figure, a
-    log, a reproduction, the ablation; a layer count that does not add up; a damaged notebook."""
+    log, a reproduction, the ablation, the GPU runs; a layer count that does not add up; a damaged notebook."""
     myself, torch = runs["myself"], runs["pytorch"]
     (myself / "figures" / "tuned_confusion.png").unlink()
     (myself / "figures" / "first_images.png").unlink()
@@ -650,7 +656,8 @@ def _break_inputs(runs: dict) -> None:
     metrics["layers"][0] = {**metrics["layers"][0], "params": 157}
     write_json(myself / "metrics.json", metrics)
     metrics = read_json(torch / "metrics.json")
-    write_json(torch / "metrics.json", {**metrics, "reproduction": None, "ablation": None})
+    write_json(torch / "metrics.json", {**metrics, "reproduction": None, "ablation": None,
+                                        "gpu_runs": None})  # fmt: skip
     (runs["notebooks"] / "cnn-by-pytorch.ipynb").write_text("{ not json", encoding="utf-8")
 
 
@@ -668,6 +675,7 @@ def test_every_note_is_in_both_languages(tmp_path, figure_cache):
         "标注为“未运行”",
         "未运行：消融实验：cnn-by-pytorch/metrics.json 中 'ablation' 为 null",
         "未运行：ResNet（需要 GPU）：cnn-by-pytorch/metrics.json 中 'resnet' 为 null",
+        "未运行：GPU 上的运行：cnn-by-pytorch/metrics.json 中 'gpu_runs' 为 null",
     ]  # fmt: skip
     zh_notes = [n["zh"] for n in notes]
     for note in expected_zh:
@@ -700,6 +708,7 @@ def test_only_pytorch_with_a_resnet(tmp_path, figure_cache):
     section = md.split("### ResNet", 1)[1].split("## 9.", 1)[0]
     assert resnet["hardware"] in section
     assert f"{100 * resnet['test_accuracy']:.2f}%" in section
+    assert "per-epoch log" in section and "逐轮日志" in zh  # recorded from its log: said so
     t = tables(md)
     rows = t["comparison/all"][1:]
     assert [r[0] for r in rows] == ["cnn-by-pytorch"] * 3

@@ -323,3 +323,68 @@ def test_config_rejects_unknown_choices():
 
 def test_pick_device_is_a_device():
     assert isinstance(torch_cnn.pick_device(), torch.device)
+
+
+# --- torch_run: preset variants and recorded runs ---------------------------------------------
+
+
+def test_override_reads_each_value_as_its_fields_type():
+    import torch_run
+
+    config = torch_run.override(
+        torch_cnn.IMPROVED, ["cutmix=0.5", "hflip=false", "epochs=3", "optimizer=sgd"]
+    )
+    assert (config.cutmix, config.hflip, config.epochs, config.optimizer) == (0.5, False, 3, "sgd")
+    assert torch_run.override(torch_cnn.IMPROVED, []) == torch_cnn.IMPROVED
+    for bad, message in [("nope=1", "NAME one of"), ("epochs", "NAME=VALUE"),
+                         ("epochs=x", "takes a int"), ("hflip=maybe", "true or false"),
+                         ("optimizer=lbfgs", "Config.optimizer must be one of")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            torch_run.override(torch_cnn.IMPROVED, [bad])
+
+
+def _write_epoch_log(out, name, val_accs, test_accs):
+    from fashion_mnist.runlog import RunLog
+
+    with RunLog(out / "logs", name, kind="epoch") as log:
+        for epoch, (val, test) in enumerate(zip(val_accs, test_accs, strict=True), start=1):
+            log.append(epoch=epoch, epochs=len(val_accs), train_loss=1.0 / epoch, train_acc=val,
+                       val_loss=1.1 / epoch, val_acc=val, test_loss=1.2 / epoch, test_acc=test,
+                       lr=0.1, seconds=2.5)  # fmt: skip
+
+
+def test_record_from_log_selects_on_validation(tmp_path):
+    import torch_run
+
+    config = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=3)
+    _write_epoch_log(tmp_path, "cut_off", [0.80, 0.85, 0.85], [0.79, 0.83, 0.86])
+    record = torch_run.record_from_log("cut_off", config, tmp_path, 1000, "Fake GPU")
+    assert (record["selected_epoch"], record["val_accuracy"], record["test_accuracy"]) == (2, 0.85, 0.83)
+    assert record["params"] == 1_630_282 and record["hardware"] == "Fake GPU"
+    assert record["train_seconds"] == 7.5 and record["images_per_second"] == 400.0
+    assert record["recorded_from_log"] and record["test_report"] is None
+    assert (tmp_path / record["figures"]["curves"]).is_file()
+    json.dumps(record)  # plain data, ready for write_metrics
+    longer = dataclasses.replace(config, epochs=5)
+    with pytest.raises(ValueError, match=r"cut_off\.csv.*does not reach epoch 5.*last epoch: 3"):
+        torch_run.record_from_log("cut_off", longer, tmp_path, 1000, "Fake GPU")
+
+
+def test_recorded_runs_describe_each_run_by_its_closest_preset(tmp_path):
+    import torch_run
+
+    assert torch_run.recorded_runs(tmp_path) is None
+    runs = {"a_repro": torch_cnn.REPRODUCTION,
+            "b_cutmix": dataclasses.replace(torch_cnn.IMPROVED, cutmix=0.5),
+            "c_resnet30": dataclasses.replace(torch_cnn.RESNET, epochs=30, ema=0.0)}  # fmt: skip
+    for name, config in runs.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps({
+            "name": name, "config": dataclasses.asdict(config), "epochs": [{}, {}],
+            "selected_epoch": 2, "val_accuracy": 0.9, "test_accuracy": 0.89,
+            "train_seconds": 12.0, "hardware": "Fake GPU",
+        }))  # fmt: skip
+    rows = torch_run.recorded_runs(tmp_path)["rows"]
+    assert [r["description"] for r in rows] == [
+        "reproduction", "improved with cutmix=0.5", "resnet with epochs=30, ema=0.0"
+    ]
+    assert rows[1]["epochs"] == 2 and rows[1]["test_accuracy"] == 0.89
