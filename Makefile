@@ -15,7 +15,7 @@ endif
 
 MODELS := cnn-by-myself cnn-by-pytorch
 
-.PHONY: run test venv data notebooks report ablation resnet bench lint clean-quick
+.PHONY: run test venv data notebooks report ablation resnet gpu bench lint clean-quick
 
 run: venv data notebooks report
 	@echo "make run: done ($(if $(filter 1,$(QUICK)),quick run in $(OUT)/,full run))."
@@ -62,6 +62,11 @@ ablation: venv data
 # The small ResNet: wants a GPU (about 2 s an epoch on an H200); writes cnn-by-pytorch/resnet.json.
 resnet: venv data
 	cd cnn-by-pytorch && ../$(BIN)/python torch_run.py resnet
+
+# The GPU runs in one go (reproduction timed alone, the ResNet, improved variants: about 9 minutes
+# on an H200): resnet.json and gpu/NAME.json in cnn-by-pytorch/.
+gpu: venv data
+	PYTHON=$(abspath $(BIN)/python) bash cnn-by-pytorch/gpu_runs.sh cnn-by-pytorch
 
 bench: venv
 	$(BIN)/python benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json

@@ -9,6 +9,7 @@ ablation on the full data and records the result, which the notebook then reads:
     python torch_run.py resnet        # make resnet, on a GPU: writes resnet.json
     python torch_run.py improved --epochs 1 --out /tmp/try   # any preset, e.g. to time an epoch
     python torch_run.py improved --set cutmix=0.5 --name improved_cutmix   # a variant of a preset
+    python torch_run.py resnet --from-log    # record a run whose end was cut off, from its log
 
 On a CPU shared with other jobs, ``OMP_WAIT_POLICY=PASSIVE`` stops PyTorch's threads from
 spin-waiting, which otherwise makes every step several times slower.
@@ -21,6 +22,7 @@ import dataclasses
 import json
 import shutil
 import sys
+import typing
 from pathlib import Path
 
 import pandas as pd
@@ -28,13 +30,21 @@ import torch_cnn
 
 from fashion_mnist import plots
 from fashion_mnist.data import DEFAULT_DIR, Splits, ensure_dataset, load_splits
+from fashion_mnist.files import read_json, write_json
 from fashion_mnist.results import (
     import_model_module,
     relative,
     soft_vote,
     test_evaluation,
 )
-from fashion_mnist.runlog import EPOCH_FIELDS, RunLog, hardware, read_csv, write_metrics
+from fashion_mnist.runlog import (
+    EPOCH_FIELDS,
+    RunLog,
+    hardware,
+    provenance,
+    read_csv,
+    write_metrics,
+)
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {"reproduction": torch_cnn.REPRODUCTION, "improved": torch_cnn.IMPROVED,
@@ -51,6 +61,10 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
     run_dir = out / "runs" / name
     if not resume:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    # What was trained, where and from which code, written first: if the end is cut off, the
+    # per-epoch log and this header still make a record (record_from_log).
+    write_json(_header_path(out, name), {"config": dataclasses.asdict(config), "hardware": hardware(),
+                                         "provenance": provenance()})  # fmt: skip
     latest = torch_cnn.latest_checkpoint(run_dir)
     start = torch_cnn.checkpoint_epoch(latest) if latest else 0
     with RunLog(out / "logs", name, kind="epoch", flush_every=1, keep_until=start,
@@ -89,20 +103,38 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
     }
 
 
+def _header_path(out: Path, name: str) -> Path:
+    return out / "logs" / f"{name}.run.json"
+
+
 def record_from_log(name: str, config: torch_cnn.Config, out: Path, n_train: int,
-                    hardware_name: str) -> dict:  # fmt: skip
-    """The record of a run whose last steps (evaluating the selected checkpoint, the figures) were
-    cut off, e.g. when a GPU machine's time ran out, read from its per-epoch log ``out/logs/NAME.csv``.
+                    hardware_name: str | None = None) -> dict:  # fmt: skip
+    """The record of a run whose end (evaluating the selected checkpoint, the figures) was cut off,
+    e.g. when a GPU machine's time ran out, from its per-epoch log ``out/logs/NAME.csv``.
 
     The log holds what selection needs: each epoch's validation accuracy and the test accuracy
-    measured with it (the same model and evaluation as the checkpoint's). Without the checkpoint
-    there is no confusion matrix or per-class report.
+    measured with it (it agrees with a later evaluation of the checkpoint to within a few test
+    images: bf16 on a GPU). The run's header ``logs/NAME.run.json``, when there, gives its config
+    (checked against ``config``), hardware and provenance; without it ``hardware_name`` must say
+    where it ran, and the provenance is unknown (None). Without the checkpoint there is no
+    confusion matrix or per-class report.
     """
-    csv_path = out / "logs" / f"{name}.csv"
+    csv_path, header_path = out / "logs" / f"{name}.csv", _header_path(out, name)
+    header = read_json(header_path) if header_path.is_file() else None
+    if header is not None and header["config"] != dataclasses.asdict(config):
+        trained = torch_cnn.Config(**header["config"])
+        raise ValueError(f"{header_path}: the run was trained with another configuration "
+                         f"({describe(trained, config)}); pass the same --set options")  # fmt: skip
+    if header is None and not hardware_name:
+        raise ValueError(f"{header_path} is missing: name the hardware the run trained on")
     history = read_csv(csv_path)
     if not history or history[-1]["epoch"] != config.epochs:
+        last = history[-1]["epoch"] if history else None
         raise ValueError(f"{csv_path}: the log does not reach epoch {config.epochs} of the "
-                         f"configuration (last epoch: {history[-1]['epoch'] if history else None})")  # fmt: skip
+                         f"configuration (last epoch: {last})")  # fmt: skip
+    if any(r["epochs"] != config.epochs for r in history):
+        raise ValueError(f"{csv_path}: logged by a run of another length than the "
+                         f"configuration's {config.epochs} epochs")  # fmt: skip
     best = torch_cnn.select_epoch(history)
     model = torch_cnn.build_model(config)
     curves = out / "figures" / f"{name}_curves.png"
@@ -120,11 +152,13 @@ def record_from_log(name: str, config: torch_cnn.Config, out: Path, n_train: int
         "epochs": history,
         "train_seconds": round(seconds, 2),
         "images_per_second": round(n_train * len(history) / seconds, 1),
-        "hardware": hardware_name,
+        "hardware": header["hardware"] if header else hardware_name,
         "test_report": None,
         "figures": {"curves": relative(curves, out)},
         "logs": {"csv": f"logs/{name}.csv", "log": f"logs/{name}.log"},
         "recorded_from_log": True,
+        "provenance": header["provenance"] if header else None,  # the training's
+        "recorded_by": provenance(),
     }
 
 
@@ -224,24 +258,26 @@ def record(path: Path, result: dict) -> dict:
 
 
 def override(config: torch_cnn.Config, assignments: list[str]) -> torch_cnn.Config:
-    """``config`` with fields replaced from 'name=value' strings, each value read as its field's type."""
-    changes = {}
-    fields = {f.name: type(f.default) for f in dataclasses.fields(config)}
+    """``config`` with fields replaced from 'NAME=VALUE' strings, each read as its field's type."""
+    types = typing.get_type_hints(torch_cnn.Config)
+    replacements = {}
     for assignment in assignments:
         name, sep, value = assignment.partition("=")
-        if not sep or name not in fields:
-            raise ValueError(f"--set {assignment!r}: expected NAME=VALUE with NAME one of {sorted(fields)}")
-        kind = fields[name]
+        if not sep or name not in types:
+            raise ValueError(f"--set {assignment!r}: expected NAME=VALUE with NAME one of "
+                             f"{sorted(types)}")  # fmt: skip
+        kind = types[name]
         if kind is bool:
             if value.lower() not in ("true", "false", "1", "0"):
                 raise ValueError(f"--set {assignment!r}: {name} takes true or false")
-            changes[name] = value.lower() in ("true", "1")
+            replacements[name] = value.lower() in ("true", "1")
         else:
             try:
-                changes[name] = kind(value)
+                replacements[name] = kind(value)
             except ValueError:
-                raise ValueError(f"--set {assignment!r}: {name} takes a {kind.__name__}") from None
-    return dataclasses.replace(config, **changes)
+                raise ValueError(f"--set {assignment!r}: {name} takes {kind.__name__} "
+                                 f"values") from None  # fmt: skip
+    return dataclasses.replace(config, **replacements)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,22 +290,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="change one field of the preset's Config (repeatable)")
     parser.add_argument("--name", help="the run's name (files NAME.json, logs/NAME.*); "
                         "default: the preset's")  # fmt: skip
-    parser.add_argument("--from-log", metavar="HARDWARE",
+    parser.add_argument("--from-log", action="store_true",
                         help="train nothing: record a run whose end was cut off from its "
-                        "per-epoch log OUT/logs/NAME.csv; HARDWARE names where it ran")  # fmt: skip
+                        "per-epoch log OUT/logs/NAME.csv")  # fmt: skip
+    parser.add_argument("--hardware", help="with --from-log, where the run trained (needed only "
+                        "when its header logs/NAME.run.json is missing)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.what == "ablation" and (args.set or args.from_log or args.name):
+        parser.error("--set, --name and --from-log apply to a preset, not to the ablation")
     name = args.name or args.what
+    try:
+        config = override(PRESETS.get(args.what, torch_cnn.REPRODUCTION), args.set)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.epochs:
+        config = dataclasses.replace(config, epochs=args.epochs)
     splits = load_splits(ensure_dataset(args.data))
-    device = torch_cnn.pick_device()
-    print(f"Device: {device}")
-    if args.what == "ablation":
-        result = run_ablations(splits, args.out, args.epochs or torch_cnn.ABLATION_EPOCHS, device)
+    if args.from_log:
+        result = record_from_log(name, config, args.out, len(splits.train_labels), args.hardware)
     else:
-        config = override(PRESETS[args.what], args.set)
-        if args.epochs:
-            config = dataclasses.replace(config, epochs=args.epochs)
-        if args.from_log:
-            result = record_from_log(name, config, args.out, len(splits.train_labels), args.from_log)
+        device = torch_cnn.pick_device()
+        print(f"Device: {device}")
+        if args.what == "ablation":
+            result = run_ablations(splits, args.out, args.epochs or torch_cnn.ABLATION_EPOCHS,
+                                   device)  # fmt: skip
         else:
             result = run(name, config, splits, args.out, device=device, title=name)
     record(args.out / f"{name}.json", result)

@@ -27,6 +27,7 @@ from . import REPO_ROOT
 from .files import write_json, write_text
 
 STEP_FIELDS = ("time", "step", "max_steps", "loss", "accuracy")
+MAX_CHANGED_LISTED = 50
 EPOCH_FIELDS = (
     "time", "epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc",
     "test_loss", "test_acc", "lr", "seconds",
@@ -184,9 +185,13 @@ def _gpu_name() -> str | None:
 def provenance(wall_seconds: float | None = None) -> dict:
     """Where and with what a result was produced: commit, date, hardware, library versions."""
     status = _git("status", "--porcelain", "--untracked-files=no")
+    changed = [line[3:] for line in status.splitlines()] if status else []
     return {
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
+        "git_dirty": bool(changed) if status is not None else None,
+        # which tracked files differ: a notebook rewriting its committed figures and logs makes
+        # the tree dirty without any code having changed
+        "git_changed": changed[:MAX_CHANGED_LISTED],
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cpu": _cpu_model(),
         "cpu_cores": os.cpu_count(),
@@ -199,9 +204,11 @@ def provenance(wall_seconds: float | None = None) -> dict:
     }
 
 
-def blas_threads() -> int:
-    """Threads of the BLAS libraries loaded so far (NumPy's; torch brings its own when imported)."""
-    return max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+def blas_threads() -> int | None:
+    """Threads of the BLAS libraries loaded so far (NumPy's; torch brings its own when imported);
+    None when threadpoolctl finds no BLAS."""
+    threads = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    return max(threads, default=None)
 
 
 def hardware() -> str:
@@ -210,8 +217,12 @@ def hardware() -> str:
 
 
 def write_metrics(path, metrics: dict, wall_seconds: float | None = None) -> dict:
-    """Write ``metrics`` plus provenance to ``path`` (JSON, atomically); returns what was written."""
-    out = {**metrics, "provenance": provenance(wall_seconds)}
+    """Write ``metrics`` plus provenance to ``path`` (JSON, atomically); returns what was written.
+
+    A ``provenance`` already in ``metrics`` (a record of a run made elsewhere) is kept.
+    """
+    kept = "provenance" in metrics
+    out = {**metrics, "provenance": metrics["provenance"] if kept else provenance(wall_seconds)}
     write_json(path, out)
     return out
 

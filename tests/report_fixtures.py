@@ -223,7 +223,7 @@ def _notebook(path: Path, title: str) -> None:
 
 def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
                    extras: bool = True, notebooks: bool = True, quick: bool = False,
-                   resnet: bool = False,
+                   resnet: bool = False, resnet_from_log: bool = False,
                    figure_cache: Path | None = None) -> dict:  # fmt: skip
     """Write fake runs under ``root``; returns {'myself', 'pytorch', 'notebooks'} folders and the
     metrics written ({model: dict})."""
@@ -282,8 +282,9 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
         if resnet:
             run = _torch_run(folder, "resnet", 3, figs)
             metrics["resnet"] = {**run, "params": 2_777_674, "layers": [],
-                                 "hardware": "NVIDIA Fake GPU 80GB", "test_report": None,
-                                 "recorded_from_log": True}  # fmt: skip
+                                 "hardware": "NVIDIA Fake GPU 80GB"}  # fmt: skip
+            if resnet_from_log:
+                metrics["resnet"].update(test_report=None, recorded_from_log=True)
         write_json(folder / "metrics.json", metrics)
         paths["metrics"]["cnn-by-pytorch"] = metrics
     if notebooks:

@@ -699,16 +699,18 @@ def test_every_note_is_in_both_languages(tmp_path, figure_cache):
     ]
 
 
-def test_only_pytorch_with_a_resnet(tmp_path, figure_cache):
+@pytest.mark.parametrize("from_log", [False, True])
+def test_only_pytorch_with_a_resnet(tmp_path, figure_cache, from_log):
     """cnn-by-myself missing (its data section too), the ResNet present with its hardware."""
-    built = _build(tmp_path, figure_cache, myself=False, resnet=True, notebooks=False)
+    built = _build(tmp_path, figure_cache, myself=False, resnet=True, resnet_from_log=from_log,
+                   notebooks=False)  # fmt: skip
     assert str(built["runs"]["myself"] / "metrics.json") in built["messages"]
     md, zh = built["md"], built["zh"]
     resnet = built["metrics"]["cnn-by-pytorch"]["resnet"]
     section = md.split("### ResNet", 1)[1].split("## 9.", 1)[0]
     assert resnet["hardware"] in section
     assert f"{100 * resnet['test_accuracy']:.2f}%" in section
-    assert "per-epoch log" in section and "逐轮日志" in zh  # recorded from its log: said so
+    assert ("per-epoch log" in section) == ("逐轮日志" in zh) == from_log  # said when it is so
     t = tables(md)
     rows = t["comparison/all"][1:]
     assert [r[0] for r in rows] == ["cnn-by-pytorch"] * 3

@@ -11,6 +11,8 @@ import torch
 import torch_cnn
 from torch import nn
 
+from fashion_mnist.runlog import write_metrics
+
 TINY = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=2, batch_size=32, eval_batch_size=64)
 
 
@@ -277,8 +279,9 @@ def test_nan_loss_names_epoch_and_step(tmp_path, data, monkeypatch):
         return x * float("nan") if len(calls) == 5 else x  # 3 steps per epoch: epoch 2, step 2
 
     monkeypatch.setattr(torch_cnn, "augment", poisoned)
-    with pytest.raises(FloatingPointError, match=r"epoch 2, step 2/3"):
+    with pytest.raises(FloatingPointError, match=r"epoch 2, step 2/3 \(the last checkpoint is of epoch 1\)"):
         torch_cnn.train(TINY, *data, tmp_path, device="cpu")
+    assert torch_cnn.latest_checkpoint(tmp_path) == torch_cnn.checkpoint_path(tmp_path, 1)
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -337,7 +340,7 @@ def test_override_reads_each_value_as_its_fields_type():
     assert (config.cutmix, config.hflip, config.epochs, config.optimizer) == (0.5, False, 3, "sgd")
     assert torch_run.override(torch_cnn.IMPROVED, []) == torch_cnn.IMPROVED
     for bad, message in [("nope=1", "NAME one of"), ("epochs", "NAME=VALUE"),
-                         ("epochs=x", "takes a int"), ("hflip=maybe", "true or false"),
+                         ("epochs=x", "takes int values"), ("hflip=maybe", "true or false"),
                          ("optimizer=lbfgs", "Config.optimizer must be one of")]:  # fmt: skip
         with pytest.raises(ValueError, match=message):
             torch_run.override(torch_cnn.IMPROVED, [bad])
@@ -363,11 +366,48 @@ def test_record_from_log_selects_on_validation(tmp_path):
     assert record["params"] == 1_630_282 and record["hardware"] == "Fake GPU"
     assert record["train_seconds"] == 7.5 and record["images_per_second"] == 400.0
     assert record["recorded_from_log"] and record["test_report"] is None
+    assert record["provenance"] is None and record["recorded_by"]["git_commit"] is not None
     assert (tmp_path / record["figures"]["curves"]).is_file()
-    json.dumps(record)  # plain data, ready for write_metrics
-    longer = dataclasses.replace(config, epochs=5)
+    written = write_metrics(tmp_path / "cut_off.json", record)
+    assert written["provenance"] is None  # the training's is unknown: not the recorder's
     with pytest.raises(ValueError, match=r"cut_off\.csv.*does not reach epoch 5.*last epoch: 3"):
-        torch_run.record_from_log("cut_off", longer, tmp_path, 1000, "Fake GPU")
+        torch_run.record_from_log("cut_off", dataclasses.replace(config, epochs=5), tmp_path, 1000,
+                                  "Fake GPU")  # fmt: skip
+    with pytest.raises(ValueError, match=r"cut_off\.run\.json is missing: name the hardware"):
+        torch_run.record_from_log("cut_off", config, tmp_path, 1000)
+
+
+def test_record_from_log_uses_and_checks_the_runs_header(tmp_path):
+    import torch_run
+
+    config = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=3)
+    _write_epoch_log(tmp_path, "cut_off", [0.80, 0.85, 0.84], [0.79, 0.83, 0.86])
+    header = {"config": dataclasses.asdict(config), "hardware": "Fake GPU 2",
+              "provenance": {"git_commit": "abc", "gpu": "Fake GPU 2"}}  # fmt: skip
+    (tmp_path / "logs" / "cut_off.run.json").write_text(json.dumps(header))
+    record = torch_run.record_from_log("cut_off", config, tmp_path, 1000)
+    assert record["hardware"] == "Fake GPU 2" and record["provenance"] == header["provenance"]
+    other = dataclasses.replace(config, translate=2)
+    with pytest.raises(ValueError, match=r"another configuration \(translate=0\)"):
+        torch_run.record_from_log("cut_off", other, tmp_path, 1000)
+
+
+def test_a_run_writes_its_header_first(tmp_path, data):
+    import torch_run
+
+    from fashion_mnist.data import Splits
+
+    images, labels, val_images, val_labels = data
+    splits = Splits(images, labels, val_images, val_labels, val_images, val_labels)
+    record = torch_run.run("tiny", TINY, splits, tmp_path, device="cpu")
+    header = json.loads((tmp_path / "logs" / "tiny.run.json").read_text())
+    assert header["config"] == record["config"] and header["provenance"]["git_commit"]
+    # the header and the log make the same record, short of the checkpoint's evaluation
+    again = torch_run.record_from_log("tiny", TINY, tmp_path, len(labels))
+    assert (again["selected_epoch"], again["val_accuracy"]) == (
+        record["selected_epoch"], record["val_accuracy"]
+    )
+    assert abs(again["test_accuracy"] - record["test_accuracy"]) < 1e-9  # CPU: same arithmetic
 
 
 def test_recorded_runs_describe_each_run_by_its_closest_preset(tmp_path):
