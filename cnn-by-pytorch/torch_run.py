@@ -76,29 +76,42 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
             resume=resume, device=device,
         )  # fmt: skip
 
-    best = next(r for r in result["history"] if r["epoch"] == result["best_epoch"])
     checkpoint = Path(result["best_checkpoint"])
     model = torch_cnn.load(checkpoint, device=result["device"])  # a ResNet is slow on a CPU
     probabilities = torch_cnn.predict_proba(model, splits.test_images, tta_flip=config.tta_flip)
     report, figures = test_evaluation(name, probabilities, splits, out, title)
+    described = _from_history(name, title, config, model, result["history"],
+                              len(splits.train_labels), out)  # fmt: skip
+    return {
+        **described,
+        "checkpoint": relative(checkpoint, out),
+        "test_accuracy": report["accuracy"],
+        "hardware": hardware(),
+        "test_report": report,
+        "figures": {**figures, **described["figures"]},
+    }
+
+
+def _from_history(name: str, title: str, config: torch_cnn.Config, model, history: list[dict],
+                  n_train: int, out: Path) -> dict:  # fmt: skip
+    """What a run's per-epoch history says of it: the validation-selected epoch (its test
+    accuracy as measured then), times, the curves figure (drawn here); and the network's size."""
+    best = torch_cnn.select_epoch(history)
+    seconds = sum(r["seconds"] for r in history)
     curves = out / "figures" / f"{name}_curves.png"
-    plots.plot_epoch_curves(result["history"], curves, title=f"{title}: per epoch")
-    figures["curves"] = relative(curves, out)
+    plots.plot_epoch_curves(history, curves, title=f"{title}: per epoch")
     return {
         "name": name,
         "params": torch_cnn.count_params(model),
         "layers": torch_cnn.summary_rows(model),
         "config": dataclasses.asdict(config),
-        "checkpoint": relative(checkpoint, out),
         "selected_epoch": best["epoch"],
         "val_accuracy": best["val_acc"],
-        "test_accuracy": report["accuracy"],
-        "epochs": result["history"],
-        "train_seconds": round(result["train_seconds"], 2),
-        "images_per_second": round(result["images_per_second"], 1),
-        "hardware": hardware(),
-        "test_report": report,
-        "figures": figures,
+        "test_accuracy": best["test_acc"],
+        "epochs": history,
+        "train_seconds": round(seconds, 2),
+        "images_per_second": round(n_train * len(history) / seconds, 1),
+        "figures": {"curves": relative(curves, out)},
         "logs": {"csv": f"logs/{name}.csv", "log": f"logs/{name}.log"},
     }
 
@@ -135,27 +148,11 @@ def record_from_log(name: str, config: torch_cnn.Config, out: Path, n_train: int
     if any(r["epochs"] != config.epochs for r in history):
         raise ValueError(f"{csv_path}: logged by a run of another length than the "
                          f"configuration's {config.epochs} epochs")  # fmt: skip
-    best = torch_cnn.select_epoch(history)
-    model = torch_cnn.build_model(config)
-    curves = out / "figures" / f"{name}_curves.png"
-    plots.plot_epoch_curves(history, curves, title=f"{name}: per epoch")
-    seconds = sum(r["seconds"] for r in history)
     return {
-        "name": name,
-        "params": torch_cnn.count_params(model),
-        "layers": torch_cnn.summary_rows(model),
-        "config": dataclasses.asdict(config),
+        **_from_history(name, name, config, torch_cnn.build_model(config), history, n_train, out),
         "checkpoint": None,
-        "selected_epoch": best["epoch"],
-        "val_accuracy": best["val_acc"],
-        "test_accuracy": best["test_acc"],
-        "epochs": history,
-        "train_seconds": round(seconds, 2),
-        "images_per_second": round(n_train * len(history) / seconds, 1),
         "hardware": header["hardware"] if header else hardware_name,
         "test_report": None,
-        "figures": {"curves": relative(curves, out)},
-        "logs": {"csv": f"logs/{name}.csv", "log": f"logs/{name}.log"},
         "recorded_from_log": True,
         "provenance": header["provenance"] if header else None,  # the training's
         "recorded_by": provenance(),
@@ -299,12 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "ablation" and (args.set or args.from_log or args.name):
         parser.error("--set, --name and --from-log apply to a preset, not to the ablation")
     name = args.name or args.what
-    try:
-        config = override(PRESETS.get(args.what, torch_cnn.REPRODUCTION), args.set)
-    except ValueError as error:
-        parser.error(str(error))
-    if args.epochs:
-        config = dataclasses.replace(config, epochs=args.epochs)
+    if args.what != "ablation":
+        try:
+            config = override(PRESETS[args.what], args.set)
+        except ValueError as error:
+            parser.error(str(error))
+        if args.epochs:
+            config = dataclasses.replace(config, epochs=args.epochs)
     splits = load_splits(ensure_dataset(args.data))
     if args.from_log:
         result = record_from_log(name, config, args.out, len(splits.train_labels), args.hardware)
