@@ -63,8 +63,8 @@ ablation: venv data
 resnet: venv data
 	cd cnn-by-pytorch && ../$(BIN)/python torch_run.py resnet
 
-# The GPU runs in one go (reproduction timed alone, the ResNet, improved variants: about 9 minutes
-# on an H200): resnet.json and gpu/NAME.json in cnn-by-pytorch/.
+# The GPU runs in one go (reproduction timed alone, a longer ResNet, improved variants: about
+# 10 minutes on an H200): gpu/NAME.json in cnn-by-pytorch/.
 gpu: venv data
 	PYTHON=$(abspath $(BIN)/python) bash cnn-by-pytorch/gpu_runs.sh cnn-by-pytorch
 

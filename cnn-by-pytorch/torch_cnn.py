@@ -9,9 +9,11 @@ shared with the NumPy model.
 from __future__ import annotations
 
 import copy
+import ctypes
 import dataclasses
 import math
 import os
+import platform
 import random
 import re
 import time
@@ -56,7 +58,12 @@ class Config:
     ema: float = 0.0  # decay of an exponential moving average of the weights (0: off)
     tta_flip: bool = False  # evaluate on the average of the image and its mirror
     seed: int = 0
-    eval_batch_size: int = 1000
+    # False lets cuDNN time its kernels and keep the fastest: quicker on a GPU, and runs then differ
+    # in the last bits. CPU runs are reproducible at a fixed thread count either way.
+    deterministic: bool = True
+    # Evaluation only: 256 images per batch keep a CPU's caches warm (2.8x faster than 1000 on
+    # 2 cores); speed, not results, so run descriptions leave it out.
+    eval_batch_size: int = 256
 
     def __post_init__(self):
         choices = {
@@ -156,18 +163,22 @@ class SqueezeExcite(nn.Module):
 
 
 def original_net(se: bool = False) -> nn.Sequential:
-    """The report's network: two conv-BN-ReLU-pool blocks, then 3136 -> 512 -> 10 with dropout."""
+    """The report's network: two conv-BN-ReLU-pool blocks, then 3136 -> 512 -> 10 with dropout.
+
+    The ReLUs work in place (nothing needs their inputs for the gradient): one large tensor fewer
+    to allocate and fill each step, about 8% of a CPU step.
+    """
     layers = OrderedDict()
     for i, (c_in, c_out) in enumerate([(1, 32), (32, 64)], start=1):
         layers[f"conv{i}"] = nn.Conv2d(c_in, c_out, 3, padding=1)
         layers[f"bn{i}"] = nn.BatchNorm2d(c_out)
-        layers[f"relu{i}"] = nn.ReLU()
+        layers[f"relu{i}"] = nn.ReLU(inplace=True)
         if se:
             layers[f"se{i}"] = SqueezeExcite(c_out)
         layers[f"pool{i}"] = nn.MaxPool2d(2)
     layers["flatten"] = nn.Flatten()
     layers["fc1"] = nn.Linear(64 * 7 * 7, 512)
-    layers["relu3"] = nn.ReLU()
+    layers["relu3"] = nn.ReLU(inplace=True)
     layers["dropout"] = nn.Dropout(0.5)
     layers["fc2"] = nn.Linear(512, NUM_CLASSES)
     return nn.Sequential(layers)
@@ -198,7 +209,7 @@ def resnet(widths=(64, 128, 256), blocks: int = 2) -> nn.Sequential:
     layers = OrderedDict(
         stem=nn.Conv2d(1, widths[0], 3, padding=1, bias=False),
         stem_bn=nn.BatchNorm2d(widths[0]),
-        stem_relu=nn.ReLU(),
+        stem_relu=nn.ReLU(inplace=True),
     )
     c_in = widths[0]
     for stage, width in enumerate(widths, start=1):
@@ -349,15 +360,39 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
-def seed_everything(seed: int) -> None:
-    """Fix every random source we use; ask for deterministic kernels where torch has them."""
+def keep_freed_memory() -> bool:
+    """Let glibc keep the large buffers a training step frees, for the next step to reuse.
+
+    By default glibc hands them back to the operating system, and every step faults them in again
+    page by page: on 2 CPU cores fixing its two thresholds cut the page faults tenfold and an
+    epoch's time by about a fifth. Process-wide; True when applied, False where the C library is
+    not glibc or the environment already sets the thresholds (MALLOC_*_THRESHOLD_).
+    """
+    if platform.libc_ver()[0] != "glibc" or any(
+        name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    ):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    libc = ctypes.CDLL(None)  # the C library this process already runs on
+    # 32 MiB is glibc's largest mmap threshold: blocks below it come from the reusable heap.
+    return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20)) and bool(
+        libc.mallopt(m_trim_threshold, 512 * 2**20)
+    )
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Fix every random source we use; with ``deterministic``, ask for deterministic kernels where
+    torch has them, else let cuDNN pick its fastest."""
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 -- the legacy global state is what other code draws from
     torch.manual_seed(seed)  # also seeds CUDA and MPS
     # cuBLAS is deterministic only with this workspace setting (read when CUDA starts).
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    # Deterministic mode also fills every new tensor with NaN, to expose reads of uninitialised
+    # memory; no kernel we use reads before it writes, and the filling cost ~5% of a CPU step.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 def to_images(images: np.ndarray, device) -> torch.Tensor:
@@ -550,7 +585,8 @@ def train(
     """
     device = torch.device(device) if device is not None else pick_device()
     out_dir = Path(out_dir)
-    seed_everything(config.seed)
+    seed_everything(config.seed, config.deterministic)
+    keep_freed_memory()
 
     x_train, y_train = to_images(train_images, device), to_labels(train_labels, device)
     eval_sets = {"val": (to_images(val_images, device), to_labels(val_labels, device))}
@@ -706,7 +742,7 @@ def load(path, device="cpu") -> nn.Module:
 
 
 def predict_proba(
-    model: nn.Module, images: np.ndarray, batch_size: int = 1000, tta_flip: bool = False
+    model: nn.Module, images: np.ndarray, batch_size: int = 256, tta_flip: bool = False
 ) -> np.ndarray:
     """Class probabilities (N, 10) for uint8 images (N, 784)."""
     device = next(model.parameters()).device

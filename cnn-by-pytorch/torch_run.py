@@ -169,9 +169,11 @@ def epoch_table(run_record: dict) -> pd.DataFrame:
 
 
 def changes(config: torch_cnn.Config, base: torch_cnn.Config) -> list[str]:
-    """The fields in which ``config`` differs from ``base``, e.g. ['translate=2']."""
+    """The fields in which ``config`` differs from ``base``, e.g. ['translate=2'], leaving out the
+    evaluation batch size, which changes the speed and not the result."""
     return [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
-            if getattr(config, f.name) != getattr(base, f.name)]  # fmt: skip
+            if getattr(config, f.name) != getattr(base, f.name)
+            and f.name != "eval_batch_size"]  # fmt: skip
 
 
 def describe(config: torch_cnn.Config, base: torch_cnn.Config) -> str:
