@@ -59,11 +59,11 @@ report: venv
 ablation: venv data
 	cd cnn-by-pytorch && ../$(BIN)/python torch_run.py ablation
 
-# The small ResNet: wants a GPU (about 2 s an epoch on an H200); writes cnn-by-pytorch/resnet.json.
+# The small ResNet: wants a GPU (about 3 s an epoch on an H200); writes cnn-by-pytorch/resnet.json.
 resnet: venv data
 	cd cnn-by-pytorch && ../$(BIN)/python torch_run.py resnet
 
-# The GPU runs in one go (reproduction timed alone, a longer ResNet, improved variants: about
+# The GPU runs in one go (reproduction timed alone, a faster ResNet, improved variants: about
 # 10 minutes on an H200): gpu/NAME.json in cnn-by-pytorch/.
 gpu: venv data
 	PYTHON=$(abspath $(BIN)/python) bash cnn-by-pytorch/gpu_runs.sh cnn-by-pytorch

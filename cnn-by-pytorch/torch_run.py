@@ -134,8 +134,8 @@ def record_from_log(name: str, config: torch_cnn.Config, out: Path, n_train: int
     """
     csv_path, header_path = out / "logs" / f"{name}.csv", _header_path(out, name)
     header = read_json(header_path) if header_path.is_file() else None
-    if header is not None and header["config"] != dataclasses.asdict(config):
-        trained = torch_cnn.Config(**header["config"])
+    trained = torch_cnn.Config(**header["config"]) if header is not None else None
+    if trained is not None and not torch_cnn.same_training(trained, config):
         raise ValueError(f"{header_path}: the run was trained with another configuration "
                          f"({describe(trained, config)}); pass the same --set options")  # fmt: skip
     if header is None and not hardware_name:
@@ -170,10 +170,10 @@ def epoch_table(run_record: dict) -> pd.DataFrame:
 
 def changes(config: torch_cnn.Config, base: torch_cnn.Config) -> list[str]:
     """The fields in which ``config`` differs from ``base``, e.g. ['translate=2'], leaving out the
-    evaluation batch size, which changes the speed and not the result."""
+    ones that change only the speed."""
     return [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
             if getattr(config, f.name) != getattr(base, f.name)
-            and f.name != "eval_batch_size"]  # fmt: skip
+            and f.name not in torch_cnn.SPEED_ONLY_FIELDS]  # fmt: skip
 
 
 def describe(config: torch_cnn.Config, base: torch_cnn.Config) -> str:
