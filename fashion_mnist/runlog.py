@@ -184,11 +184,11 @@ def _gpu_name() -> str | None:
 
 def provenance(wall_seconds: float | None = None) -> dict:
     """Where and with what a result was produced: commit, date, hardware, library versions."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    changed = [line[3:] for line in status.splitlines()] if status else []
+    diff = _git("diff", "--name-only", "HEAD")  # tracked files that differ, staged or not
+    changed = diff.splitlines() if diff else []
     return {
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(changed) if status is not None else None,
+        "git_dirty": bool(changed) if diff is not None else None,
         # which tracked files differ: a notebook rewriting its committed figures and logs makes
         # the tree dirty without any code having changed
         "git_changed": changed[:MAX_CHANGED_LISTED],

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fashion_mnist import files, plots
+from fashion_mnist import files, plots, runlog
 from fashion_mnist.data import load_splits, validation_split
 from fashion_mnist.metrics import classification_summary, most_confused_pairs
 from fashion_mnist.params import notebook_params, output_dir
@@ -105,6 +106,23 @@ def test_metrics_json_has_provenance(tmp_path):
         assert key in prov
     assert prov["wall_seconds"] == 1.23 and prov["cpu_cores"] >= 1
     assert provenance()["numpy"] == np.__version__
+
+
+def test_provenance_lists_the_changed_tracked_files(tmp_path, monkeypatch):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)  # fmt: skip
+
+    git("init", "-q")
+    for name in ("kept.txt", "edited.txt"):
+        (tmp_path / name).write_text("v1")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    (tmp_path / "edited.txt").write_text("v2")
+    (tmp_path / "untracked.txt").write_text("new")
+    monkeypatch.setattr(runlog, "REPO_ROOT", tmp_path)
+    prov = provenance()
+    assert prov["git_dirty"] is True and prov["git_changed"] == ["edited.txt"]
 
 
 def test_atomic_write_keeps_old_file_on_error(tmp_path):
