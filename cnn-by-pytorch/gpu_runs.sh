@@ -44,7 +44,7 @@ train 100 "$out/gpu" reproduction_fast reproduction --set deterministic=false
 
 train 370 "$out/gpu" resnet80_fast resnet --set epochs=80 --set deterministic=false &
 train 370 "$out/gpu" improved_batch64 improved --set batch_size=64 &
-train 370 "$out/gpu" improved_no_erasing improved --set erasing=0 &
+train 370 "$out/gpu" improved_seed2 improved --set seed=2 &
 train 370 "$out/gpu" improved_seed1 improved --set seed=1 &
 wait
 
