@@ -11,7 +11,9 @@ over batches pre-sampled in memory (synthetic uint8 images, already converted to
 input layout), after warm-up steps that are not timed. PyTorch gets as many threads as NumPy's
 BLAS has (read with threadpoolctl). These machines are noisy, so NumPy and PyTorch alternate
 over ``--rounds`` rounds; reported are the median images/s of each and the median of the
-per-round NumPy/PyTorch ratios.
+per-round NumPy/PyTorch ratios. Both sides run with glibc's malloc thresholds fixed, as the PyTorch
+training runs (``fashion_mnist.memory``); with glibc's defaults PyTorch faults its freed buffers
+back in every step.
 
 :func:`torch_lenet` builds the PyTorch twin from a NumPy model's weights; the tests use it to
 prove both compute the same function, so this benchmark compares like with like.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,6 +32,7 @@ import time
 import numpy as np
 
 from fashion_mnist.files import write_json
+from fashion_mnist.memory import MALLOC_THRESHOLDS
 from fashion_mnist.results import import_model_module
 from fashion_mnist.runlog import blas_threads, provenance
 
@@ -135,7 +139,9 @@ def run_worker(impl: str, batch: int, steps: int, warmup: int) -> float:
     """One measurement in a fresh Python process; returns images/s."""
     cmd = [sys.executable, __file__, "--worker", impl, "--batch-sizes", str(batch),
            "--steps", str(steps), "--warmup", str(warmup)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    # glibc's malloc as the PyTorch training has it (keep_freed_memory), the same for both sides
+    env = {**os.environ, **{name: str(value) for name, value in MALLOC_THRESHOLDS.items()}}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return float(out.strip().splitlines()[-1])
 
 

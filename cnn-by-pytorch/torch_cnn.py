@@ -9,11 +9,9 @@ shared with the NumPy model.
 from __future__ import annotations
 
 import copy
-import ctypes
 import dataclasses
 import math
 import os
-import platform
 import random
 import re
 import time
@@ -28,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fashion_mnist.files import atomic_write
+from fashion_mnist.memory import keep_freed_memory
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (1, 28, 28)
@@ -368,27 +367,6 @@ def pick_device() -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc keep the large buffers a training step frees, for the next step to reuse.
-
-    By default glibc hands them back to the operating system, and every step faults them in again
-    page by page: on 2 CPU cores fixing its two thresholds cut the page faults tenfold and an
-    epoch's time by about a fifth. Process-wide; True when applied, False where the C library is
-    not glibc or the environment already tunes its malloc (MALLOC_*_THRESHOLD_, GLIBC_TUNABLES).
-    """
-    thresholds = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
-    user_set = any(name in os.environ for name in thresholds)
-    user_set |= "malloc." in os.environ.get("GLIBC_TUNABLES", "")
-    if platform.libc_ver()[0] != "glibc" or user_set:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    libc = ctypes.CDLL(None)  # the C library this process already runs on
-    # 32 MiB is glibc's largest mmap threshold: blocks below it come from the reusable heap.
-    return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20)) and bool(
-        libc.mallopt(m_trim_threshold, 512 * 2**20)
-    )
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
