@@ -135,7 +135,7 @@ def record_from_log(name: str, config: torch_cnn.Config, out: Path, n_train: int
     csv_path, header_path = out / "logs" / f"{name}.csv", _header_path(out, name)
     header = read_json(header_path) if header_path.is_file() else None
     trained = torch_cnn.Config(**header["config"]) if header is not None else None
-    if trained is not None and not torch_cnn.same_training(trained, config):
+    if trained is not None and torch_cnn.differences(trained, config):
         raise ValueError(f"{header_path}: the run was trained with another configuration "
                          f"({describe(trained, config)}); pass the same --set options")  # fmt: skip
     if header is None and not hardware_name:
@@ -168,17 +168,9 @@ def epoch_table(run_record: dict) -> pd.DataFrame:
     return table
 
 
-def changes(config: torch_cnn.Config, base: torch_cnn.Config) -> list[str]:
-    """The fields in which ``config`` differs from ``base``, e.g. ['translate=2'], leaving out the
-    ones that change only the speed."""
-    return [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
-            if getattr(config, f.name) != getattr(base, f.name)
-            and f.name not in torch_cnn.SPEED_ONLY_FIELDS]  # fmt: skip
-
-
 def describe(config: torch_cnn.Config, base: torch_cnn.Config) -> str:
     """What a configuration changes relative to ``base``, e.g. 'translate=2'."""
-    return ", ".join(changes(config, base)) or "the reproduction configuration"
+    return ", ".join(torch_cnn.differences(config, base)) or "the reproduction configuration"
 
 
 def run_ablations(splits: Splits, out: Path, epochs: int = torch_cnn.ABLATION_EPOCHS,
@@ -234,11 +226,11 @@ def recorded_runs(folder: Path) -> dict | None:
     for path in sorted(folder.glob("*.json")):
         run_record = json.loads(path.read_text())
         config = torch_cnn.Config(**run_record["config"])
-        preset = min(PRESETS, key=lambda name: len(changes(config, PRESETS[name])))
-        differences = ", ".join(changes(config, PRESETS[preset]))
+        preset = min(PRESETS, key=lambda name: len(torch_cnn.differences(config, PRESETS[name])))
+        differing = ", ".join(torch_cnn.differences(config, PRESETS[preset]))
         rows.append({
             "name": run_record["name"],
-            "description": f"{preset} with {differences}" if differences else preset,
+            "description": f"{preset} with {differing}" if differing else preset,
             "epochs": len(run_record["epochs"]), "selected_epoch": run_record["selected_epoch"],
             "val_accuracy": run_record["val_accuracy"], "test_accuracy": run_record["test_accuracy"],
             "train_seconds": run_record["train_seconds"], "hardware": run_record["hardware"],
