@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +11,6 @@ import torch
 import torch_cnn
 from torch import nn
 
-from fashion_mnist import memory
 from fashion_mnist.runlog import write_metrics
 
 TINY = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=2, batch_size=32, eval_batch_size=64)
@@ -245,7 +239,7 @@ def test_nondeterministic_runs_let_cudnn_choose(tmp_path, data, monkeypatch):
     finally:
         torch_cnn.seed_everything(0)  # the other tests train deterministically
     assert np.isfinite(result["history"][0]["train_loss"])
-    assert calls == [1]  # training keeps its freed buffers (test below)
+    assert calls == [1]  # training keeps its freed buffers (tests/test_memory.py)
 
 
 def test_checkpoint_names():
@@ -350,63 +344,6 @@ def test_config_rejects_unknown_choices():
 # Minor page faults over 10 rounds of a training step (batch 128) and an evaluation (batch 256)
 # of the original network, as the training loop mixes them, in a fresh process; with the
 # thresholds fixed first (argv[1] == "keep") or glibc's defaults.
-_PAGE_FAULTS = """
-import resource, sys
-import torch, torch_cnn
-from fashion_mnist.memory import keep_freed_memory
-kept = keep_freed_memory() if sys.argv[1] == "keep" else None
-model = torch_cnn.build_model(torch_cnn.REPRODUCTION)
-optimizer = torch_cnn.make_optimizer(torch_cnn.REPRODUCTION, model)
-x, y, x_eval = torch.rand(128, 1, 28, 28), torch.randint(0, 10, (128,)), torch.rand(256, 1, 28, 28)
-def step():
-    model.train()
-    optimizer.zero_grad()
-    torch.nn.functional.cross_entropy(model(x), y).backward()
-    optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        model(x_eval)
-step(); step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-    step()
-print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-
-
-def _huge_pages_always() -> bool:
-    # With transparent huge pages always on, large blocks fault in 2 MiB at a time: few faults.
-    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-    return thp.is_file() and "[always]" in thp.read_text()
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc only")
-@pytest.mark.skipif(_huge_pages_always(), reason="huge pages hide the page faults counted here")
-def test_keep_freed_memory_stops_the_page_faults_of_every_step(monkeypatch):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}  # fmt: skip
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(torch_cnn.__file__).parent), *sys.path])
-
-    def faults(mode, extra_env=None):
-        done = subprocess.run([sys.executable, "-c", _PAGE_FAULTS, mode],
-                              env={**env, **(extra_env or {})}, capture_output=True, text=True)  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        kept, count = done.stdout.split()
-        return kept, int(count)
-
-    (_, default), (kept, tuned) = faults("default"), faults("keep")
-    assert kept == "True" and tuned < default / 5, (default, tuned)
-    # the same thresholds as environment variables (how the benchmark sets them) do the same
-    _, from_env = faults("default", {k: str(v) for k, v in memory.MALLOC_THRESHOLDS.items()})
-    assert from_env < default / 5, (default, from_env)
-    # thresholds the user set in the environment are left alone
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
-    assert memory.keep_freed_memory() is False
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=131072")
-    assert memory.keep_freed_memory() is False
-
-
 def test_pick_device_is_a_device():
     assert isinstance(torch_cnn.pick_device(), torch.device)
 
