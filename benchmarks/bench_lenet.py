@@ -22,7 +22,6 @@ prove both compute the same function, so this benchmark compares like with like.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -31,10 +30,9 @@ import time
 
 import numpy as np
 
-from fashion_mnist.files import write_json
 from fashion_mnist.memory import MALLOC_THRESHOLDS
 from fashion_mnist.results import import_model_module
-from fashion_mnist.runlog import blas_threads, provenance
+from fashion_mnist.runlog import benchmark_options, blas_threads, run_benchmark
 
 nc = import_model_module("cnn-by-myself", "numpy_cnn")
 
@@ -175,28 +173,19 @@ def table(results: dict, rounds: int, steps: int) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=300, help="timed steps per measurement")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
+    benchmark_options(parser, steps=300, warmup=20)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--record", metavar="PATH",
-                        help="also save the results with the settings and provenance as JSON")
     parser.add_argument("--worker", choices=("numpy", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         measure = measure_numpy if args.worker == "numpy" else measure_torch
         print(measure(args.batch_sizes[0], args.steps, args.warmup))
         return
-    began = time.perf_counter()
-    results = benchmark(args.batch_sizes, args.rounds, args.steps, args.warmup)
-    print(json.dumps(results) if args.json else table(results, args.rounds, args.steps))
-    if args.record:
-        write_json(args.record, {
-            "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
-            "threads": blas_threads(), "results": results,
-            "provenance": provenance(time.perf_counter() - began),
-        })  # fmt: skip
+    run_benchmark(
+        args,
+        lambda: benchmark(args.batch_sizes, args.rounds, args.steps, args.warmup),
+        lambda results: table(results, args.rounds, args.steps),
+    )
 
 
 if __name__ == "__main__":

@@ -9,14 +9,17 @@ never leaves half a line, and a resumed run keeps the records up to its checkpoi
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import io
+import json
 import os
 import platform
 import re
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -214,6 +217,31 @@ def blas_threads() -> int | None:
 def hardware() -> str:
     """One line naming the hardware a result comes from, for tables."""
     return _gpu_name() or f"{_cpu_model()} ({os.cpu_count()} cores)"
+
+
+def benchmark_options(parser: argparse.ArgumentParser, steps: int, warmup: int) -> None:
+    """The options of every script in benchmarks/: rounds, steps, warm-up, --json and --record."""
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=steps, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed steps first")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--record", metavar="PATH",
+                        help="also save the results with the settings and provenance as JSON")  # fmt: skip
+
+
+def run_benchmark(args: argparse.Namespace, measure_all, table) -> dict:
+    """``measure_all()``'s results, printed as ``table(results)`` (or JSON with --json) and, with
+    --record, saved with the settings, thread count and provenance."""
+    began = time.perf_counter()
+    results = measure_all()
+    print(json.dumps(results) if args.json else table(results))
+    if args.record:
+        write_json(args.record, {
+            "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
+            "threads": blas_threads(), "results": results,
+            "provenance": provenance(time.perf_counter() - began),
+        })  # fmt: skip
+    return results
 
 
 def write_metrics(path, metrics: dict, wall_seconds: float | None = None) -> dict:

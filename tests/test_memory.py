@@ -7,10 +7,12 @@ page-fault counts, which depend on the kernel's settings (huge pages) and the ma
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +85,18 @@ def test_the_same_thresholds_as_environment_variables_do_the_same():
 def test_thresholds_the_user_set_are_left_alone(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     assert memory.keep_freed_memory() is False
+
+
+def test_the_allocator_benchmark_records_both_modes(tmp_path):
+    # its speed figures come from `make bench`; here only that it runs and records what it says
+    record = tmp_path / "bench.json"
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_malloc.py"
+    cmd = [sys.executable, str(bench), "--json", "--rounds", "1", "--steps", "2", "--warmup", "1",
+           "--record", str(record)]  # fmt: skip
+    result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    assert set(result) == {"default", "kept", "speedup"} and result["speedup"] > 0
+    for mode in ("default", "kept"):
+        assert result[mode]["images_per_s"] > 0 and result[mode]["faults_per_step"] >= 0
+    saved = json.loads(record.read_text())
+    assert saved["results"] == result and (saved["rounds"], saved["steps"]) == (1, 2)
+    assert saved["provenance"]["git_commit"]
