@@ -16,8 +16,8 @@ def keep_freed_memory() -> bool:
     """Let glibc keep the large buffers a training step frees, for the next step to reuse.
 
     By default glibc hands them back to the operating system, and every step faults them in again
-    page by page: for the PyTorch CNN on 2 CPU cores, fixing the two thresholds cut the page faults
-    tenfold and an epoch's time by about a fifth. Process-wide, like the environment variables of
+    page by page: ``benchmarks/bench_malloc.py`` (``make bench``) measures what fixing the two
+    thresholds saves a PyTorch training step. Process-wide, like the environment variables of
     the same names; True when applied, False where the C library is not glibc or the environment
     already tunes its malloc (MALLOC_*_THRESHOLD_, GLIBC_TUNABLES).
     """
