@@ -454,3 +454,20 @@ def test_recorded_runs_describe_each_run_by_its_closest_preset(tmp_path):
         "reproduction", "improved with cutmix=0.5", "resnet with epochs=30, ema=0.0"
     ]
     assert rows[1]["epochs"] == 2 and rows[1]["test_accuracy"] == 0.89
+
+
+def test_the_reproduction_is_compared_with_the_original_epoch_for_epoch():
+    import torch_run
+
+    original = (0.80, 0.85, 0.90, 0.92)
+    record = {"epochs": [{"epoch": e, "train_acc": 0.9, "val_acc": v, "test_acc": t, "seconds": 1.0}
+                         for e, v, t in [(1, 0.81, 0.79), (2, 0.86, 0.84), (3, 0.88, 0.86)]],
+              "selected_epoch": 3, "test_accuracy": 0.86}  # fmt: skip
+    table = torch_run.epoch_table(record, original=original)
+    assert table["original_test_acc"].tolist() == [0.80, 0.85, 0.90]  # epoch 4: we did not train it
+    assert table.loc[3, "selected"] and "original_test_acc" not in torch_run.epoch_table(record)
+    line = torch_run.versus_original(record, original)
+    # the second half of the three epochs both ran (2-3), and each run's best test epoch
+    assert "epochs 2-3 on average: ours 85.00%, the original's 87.50%" in line
+    assert "ours 86.00%, the original's 90.00%" in line and "86.00% (epoch 3)" in line
+    assert torch_run.ORIGINAL_TEST_ACC[10] == 0.9299 and max(torch_run.ORIGINAL_TEST_ACC) == 0.93
