@@ -139,7 +139,8 @@ def run_worker(impl: str, batch: int, steps: int, warmup: int) -> float:
            "--steps", str(steps), "--warmup", str(warmup)]
     # glibc's malloc as the PyTorch training has it (keep_freed_memory), the same for both sides
     env = {**os.environ, **{name: str(value) for name, value in MALLOC_THRESHOLDS.items()}}
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    # stdout carries the result; a failing worker's traceback goes straight to the terminal
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
     return float(out.strip().splitlines()[-1])
 
 

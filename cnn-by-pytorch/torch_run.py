@@ -180,18 +180,25 @@ def epoch_table(run_record: dict, original: tuple[float, ...] | None = None) -> 
 
 
 def versus_original(run_record: dict, original: tuple[float, ...] = ORIGINAL_TEST_ACC) -> str:
-    """The run's test accuracies against the original's, epoch for epoch: mean over the last half
-    of the epochs both have, and the best epoch of each, picked on the test set as the original did
-    (for comparison only: our checkpoint is the one chosen on validation)."""
-    ours = [r["test_acc"] for r in run_record["epochs"]][: len(original)]
+    """The run's test accuracy against the original's over the epochs both ran: the mean over the
+    later half of them (epochs n//2+1 to n), and the best epoch of each, picked on the test set as
+    the original did (for comparison only: our checkpoint is the one chosen on validation)."""
+    ours = [r.get("test_acc") for r in run_record["epochs"]][: len(original)]
     if not ours or None in ours:
         return "No per-epoch test accuracy to compare with the original's."
-    half = len(ours) // 2
-    mean_ours, mean_original = statistics.fmean(ours[half:]), statistics.fmean(original[half:len(ours)])
-    return (f"Test accuracy, epochs {half + 1}-{len(ours)} on average: ours {mean_ours:.2%}, "
-            f"the original's {mean_original:.2%}. Best epoch on the test set: "
-            f"ours {max(ours):.2%}, the original's {max(original[: len(ours)]):.2%}. Ours, selected "
-            f"on validation: {run_record['test_accuracy']:.2%} (epoch {run_record['selected_epoch']}).")  # fmt: skip
+    n, later = len(ours), len(ours) // 2
+
+    def span(first: int) -> str:
+        return f"epoch {n}" if first == n else f"epochs {first}-{n}"
+
+    text = (f"Test accuracy over {span(later + 1)}, on average: ours "
+            f"{statistics.fmean(ours[later:]):.2%}, the original's "
+            f"{statistics.fmean(original[later:n]):.2%}. Best of {span(1)} on the test set: ours "
+            f"{max(ours):.2%}, the original's {max(original[:n]):.2%}.")  # fmt: skip
+    if len(run_record["epochs"]) > n:
+        text += f" Our epochs after {n} are left out: the original ran {n}."
+    return (text + f" Ours, selected on validation: {run_record['test_accuracy']:.2%} "
+            f"(epoch {run_record['selected_epoch']}).")  # fmt: skip
 
 
 def describe(config: torch_cnn.Config, base: torch_cnn.Config) -> str:

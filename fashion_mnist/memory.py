@@ -5,9 +5,10 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+from collections.abc import Mapping
 
-# Blocks below 32 MiB (glibc's largest mmap threshold) come from the heap, which keeps up to
-# 512 MiB of freed memory for reuse instead of handing it back to the operating system.
+# Blocks below 32 MiB (glibc's largest mmap threshold on 64-bit systems) come from the heap,
+# which keeps up to 512 MiB of freed memory for reuse instead of handing it back to the system.
 MALLOC_THRESHOLDS = {"MALLOC_MMAP_THRESHOLD_": 32 * 2**20, "MALLOC_TRIM_THRESHOLD_": 512 * 2**20}
 _MALLOPT_PARAMS = {"MALLOC_MMAP_THRESHOLD_": -3, "MALLOC_TRIM_THRESHOLD_": -1}  # glibc's malloc.h
 
@@ -17,7 +18,7 @@ def keep_freed_memory() -> bool:
 
     By default glibc hands them back to the operating system, and every step faults them in again
     page by page: ``benchmarks/bench_malloc.py`` (``make bench``) measures what fixing the two
-    thresholds saves a PyTorch training step. Process-wide, like the environment variables of
+    thresholds saves PyTorch training with its evaluation. Process-wide, like the environment variables of
     the same names; True when applied, False where the C library is not glibc or the environment
     already tunes its malloc (MALLOC_*_THRESHOLD_, GLIBC_TUNABLES).
     """
@@ -29,3 +30,11 @@ def keep_freed_memory() -> bool:
     return all(
         libc.mallopt(_MALLOPT_PARAMS[name], value) == 1 for name, value in MALLOC_THRESHOLDS.items()
     )
+
+
+def without_malloc_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` less what would change a child process's malloc: MALLOC_* and GLIBC_TUNABLES, and
+    LD_PRELOAD (a preloaded jemalloc or tcmalloc replaces glibc's malloc; mallopt would then tune
+    a malloc nobody calls). For measuring glibc's defaults against ``keep_freed_memory``."""
+    dropped = ("GLIBC_TUNABLES", "LD_PRELOAD")
+    return {k: v for k, v in env.items() if not k.startswith("MALLOC_") and k not in dropped}

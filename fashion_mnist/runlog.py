@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -219,19 +220,30 @@ def hardware() -> str:
     return _gpu_name() or f"{_cpu_model()} ({os.cpu_count()} cores)"
 
 
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def benchmark_options(parser: argparse.ArgumentParser, steps: int, warmup: int) -> None:
     """The options of every script in benchmarks/: rounds, steps, warm-up, --json and --record."""
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=steps, help="timed steps per measurement")
-    parser.add_argument("--warmup", type=int, default=warmup, help="untimed steps first")
+    parser.add_argument("--rounds", type=_count(1), default=5)
+    parser.add_argument("--steps", type=_count(1), default=steps, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=_count(0), default=warmup, help="untimed steps first")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--record", metavar="PATH",
                         help="also save the results with the settings and provenance as JSON")  # fmt: skip
 
 
-def run_benchmark(args: argparse.Namespace, measure_all, table) -> dict:
-    """``measure_all()``'s results, printed as ``table(results)`` (or JSON with --json) and, with
-    --record, saved with the settings, thread count and provenance."""
+def run_benchmark(args: argparse.Namespace, measure_all: Callable[[], dict],
+                  table: Callable[[dict], str]) -> None:  # fmt: skip
+    """Print ``measure_all()``'s results as ``table(results)`` (or JSON with --json) and, with
+    --record, save them with the settings, thread count and provenance."""
     began = time.perf_counter()
     results = measure_all()
     print(json.dumps(results) if args.json else table(results))
@@ -241,7 +253,6 @@ def run_benchmark(args: argparse.Namespace, measure_all, table) -> dict:
             "threads": blas_threads(), "results": results,
             "provenance": provenance(time.perf_counter() - began),
         })  # fmt: skip
-    return results
 
 
 def write_metrics(path, metrics: dict, wall_seconds: float | None = None) -> dict:

@@ -341,9 +341,6 @@ def test_config_rejects_unknown_choices():
         torch_cnn.Config(model="vgg")
 
 
-# Minor page faults over 10 rounds of a training step (batch 128) and an evaluation (batch 256)
-# of the original network, as the training loop mixes them, in a fresh process; with the
-# thresholds fixed first (argv[1] == "keep") or glibc's defaults.
 def test_pick_device_is_a_device():
     assert isinstance(torch_cnn.pick_device(), torch.device)
 
@@ -460,14 +457,26 @@ def test_the_reproduction_is_compared_with_the_original_epoch_for_epoch():
     import torch_run
 
     original = (0.80, 0.85, 0.90, 0.92)
-    record = {"epochs": [{"epoch": e, "train_acc": 0.9, "val_acc": v, "test_acc": t, "seconds": 1.0}
-                         for e, v, t in [(1, 0.81, 0.79), (2, 0.86, 0.84), (3, 0.88, 0.86)]],
-              "selected_epoch": 3, "test_accuracy": 0.86}  # fmt: skip
-    table = torch_run.epoch_table(record, original=original)
+
+    def record(test_accs, selected=1):
+        epochs = [{"epoch": e, "train_acc": 0.9, "val_acc": 0.9, "test_acc": t, "seconds": 1.0}
+                  for e, t in enumerate(test_accs, start=1)]  # fmt: skip
+        return {"epochs": epochs, "selected_epoch": selected, "test_accuracy": test_accs[selected - 1]}
+
+    three = record([0.79, 0.84, 0.86], selected=3)
+    table = torch_run.epoch_table(three, original=original)
     assert table["original_test_acc"].tolist() == [0.80, 0.85, 0.90]  # epoch 4: we did not train it
-    assert table.loc[3, "selected"] and "original_test_acc" not in torch_run.epoch_table(record)
-    line = torch_run.versus_original(record, original)
-    # the second half of the three epochs both ran (2-3), and each run's best test epoch
-    assert "epochs 2-3 on average: ours 85.00%, the original's 87.50%" in line
-    assert "ours 86.00%, the original's 90.00%" in line and "86.00% (epoch 3)" in line
-    assert torch_run.ORIGINAL_TEST_ACC[10] == 0.9299 and max(torch_run.ORIGINAL_TEST_ACC) == 0.93
+    assert table.loc[3, "selected"] and "original_test_acc" not in torch_run.epoch_table(three)
+    line = torch_run.versus_original(three, original)
+    # the later half of the three epochs both ran (2-3), and each run's best test epoch
+    assert "over epochs 2-3, on average: ours 85.00%, the original's 87.50%" in line
+    assert "Best of epochs 1-3 on the test set: ours 86.00%, the original's 90.00%" in line
+    assert line.endswith("selected on validation: 86.00% (epoch 3).") and "left out" not in line
+    one = torch_run.versus_original(record([0.70]), original)
+    assert "over epoch 1, on average: ours 70.00%, the original's 80.00%" in one
+    longer = torch_run.versus_original(record([0.7, 0.8, 0.9, 0.91, 0.95], selected=5), original)
+    assert "Best of epochs 1-4 on the test set: ours 91.00%" in longer
+    assert "after 4 are left out" in longer and "95.00% (epoch 5)" in longer
+    no_test = record([0.7, None])
+    assert torch_run.versus_original(no_test, original).startswith("No per-epoch test accuracy")
+    assert len(torch_run.ORIGINAL_TEST_ACC) == 20
