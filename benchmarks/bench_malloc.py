@@ -39,7 +39,8 @@ EVAL_PER_TRAIN_IMAGE = 15_000 / 55_000  # an epoch: 55,000 trained, 5,000 + 10,0
 def measure(mode: str, steps: int, warmup: int) -> dict:
     """Images/s and page faults per step of ``steps`` training steps and their evaluation."""
     if mode == "kept" and not keep_freed_memory():
-        raise RuntimeError("keep_freed_memory() did not apply: the C library is not glibc")
+        raise RuntimeError("keep_freed_memory() did not apply: the C library is not glibc, or "
+                           "MALLOC_*_THRESHOLD_ or GLIBC_TUNABLES already set its malloc")
     import torch
 
     torch_cnn = import_model_module("cnn-by-pytorch", "torch_cnn")

@@ -18,9 +18,9 @@ def keep_freed_memory() -> bool:
 
     By default glibc hands them back to the operating system, and every step faults them in again
     page by page: ``benchmarks/bench_malloc.py`` (``make bench``) measures what fixing the two
-    thresholds saves PyTorch training with its evaluation. Process-wide, like the environment variables of
-    the same names; True when applied, False where the C library is not glibc or the environment
-    already tunes its malloc (MALLOC_*_THRESHOLD_, GLIBC_TUNABLES).
+    thresholds saves PyTorch training with its evaluation. Process-wide, like the environment
+    variables of the same names; True when applied, False where the C library is not glibc or the
+    environment already tunes its malloc (MALLOC_*_THRESHOLD_, GLIBC_TUNABLES).
     """
     user_set = any(name in os.environ for name in MALLOC_THRESHOLDS)
     user_set |= "malloc." in os.environ.get("GLIBC_TUNABLES", "")
