@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import torch_cnn
 
-from fashion_mnist import plots
+from fashion_mnist import original, plots
 from fashion_mnist.data import DEFAULT_DIR, Splits, ensure_dataset, load_splits
 from fashion_mnist.files import read_json, write_json
 from fashion_mnist.results import (
@@ -160,30 +160,27 @@ def record_from_log(name: str, config: torch_cnn.Config, out: Path, n_train: int
     }
 
 
-# The original's test accuracy after each of its 20 epochs (../shared/ORIGINAL_REPORT.md). Its
-# "best model", 93.0%, is the highest of them: selected on the test set.
-ORIGINAL_TEST_ACC = (0.8797, 0.8907, 0.9011, 0.9083, 0.9161, 0.9136, 0.9232, 0.9252, 0.9255, 0.9258,
-                     0.9299, 0.9248, 0.9300, 0.9257, 0.9243, 0.9257, 0.9266, 0.9289, 0.9271, 0.9264)  # fmt: skip
-
-
-def epoch_table(run_record: dict, original: tuple[float, ...] | None = None) -> pd.DataFrame:
-    """Per-epoch accuracies (like the original's table), the selected epoch marked; ``original``
-    (ORIGINAL_TEST_ACC) puts the original's test accuracy of each epoch beside ours."""
+def epoch_table(run_record: dict, original_acc: tuple[float, ...] | None = None) -> pd.DataFrame:
+    """Per-epoch accuracies (like the original's table), the selected epoch marked;
+    ``original_acc`` (``original.TORCH_TEST_ACC``) puts the original's test accuracy of each epoch
+    beside ours."""
     table = pd.DataFrame(run_record["epochs"]).set_index("epoch")
     table = table[["train_acc", "val_acc", "test_acc", "seconds"]].round(4)
-    if original is not None:
-        by_epoch = pd.Series(original, index=range(1, len(original) + 1))
+    if original_acc is not None:
+        by_epoch = pd.Series(original_acc, index=range(1, len(original_acc) + 1))
         table.insert(3, "original_test_acc", by_epoch.reindex(table.index))
     table["selected"] = ["<- selected on validation" if e == run_record["selected_epoch"] else ""
                          for e in table.index]  # fmt: skip
     return table
 
 
-def versus_original(run_record: dict, original: tuple[float, ...] = ORIGINAL_TEST_ACC) -> str:
+def versus_original(
+    run_record: dict, original_acc: tuple[float, ...] = original.TORCH_TEST_ACC
+) -> str:
     """The run's test accuracy against the original's over the epochs both ran: the mean over the
     later half of them (epochs n//2+1 to n), and the best epoch of each, picked on the test set as
     the original did (for comparison only: our checkpoint is the one chosen on validation)."""
-    ours = [r.get("test_acc") for r in run_record["epochs"]][: len(original)]
+    ours = [r.get("test_acc") for r in run_record["epochs"]][: len(original_acc)]
     if not ours or None in ours:
         return "No per-epoch test accuracy to compare with the original's."
     n, later = len(ours), len(ours) // 2
@@ -193,8 +190,8 @@ def versus_original(run_record: dict, original: tuple[float, ...] = ORIGINAL_TES
 
     text = (f"Test accuracy over {span(later + 1)}, on average: ours "
             f"{statistics.fmean(ours[later:]):.2%}, the original's "
-            f"{statistics.fmean(original[later:n]):.2%}. Best of {span(1)} on the test set: ours "
-            f"{max(ours):.2%}, the original's {max(original[:n]):.2%}.")  # fmt: skip
+            f"{statistics.fmean(original_acc[later:n]):.2%}. Best of {span(1)} on the test set: "
+            f"ours {max(ours):.2%}, the original's {max(original_acc[:n]):.2%}.")  # fmt: skip
     if len(run_record["epochs"]) > n:
         text += f" Our epochs after {n} are left out: the original ran {n}."
     return (text + f" Ours, selected on validation: {run_record['test_accuracy']:.2%} "

@@ -2,7 +2,8 @@
 
 Small on purpose, like d2l's helper package: data (``data``), atomic files
 (``files``), run logs and provenance (``runlog``), metrics (``metrics``),
-plots (``plots``) and notebook parameters (``params``).
+plots (``plots``), notebook parameters (``params``) and the original
+report's numbers (``original``).
 """
 
 from pathlib import Path

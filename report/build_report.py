@@ -4,7 +4,7 @@
 Reads only what the two notebooks saved (``metrics.json``, ``logs/``, ``figures/`` of each model
 folder, and the executed notebooks) and the speed benchmark's ``benchmarks/bench_lenet.json``
 (``make bench``); nothing is retrained or re-measured. Every number in the report comes from
-those files or from the constant blocks below, which cite ``ORIGINAL_REPORT.md``.
+those files or from ``fashion_mnist.original``, which cites ``ORIGINAL_REPORT.md``.
 
     python report/build_report.py            # full build: model folders -> report/ (+ README)
     python report/build_report.py --quick    # runs/quick/<model>/ -> runs/quick/report/
@@ -32,41 +32,13 @@ from pathlib import Path
 
 import jinja2
 
-from fashion_mnist import REPO_ROOT
+from fashion_mnist import REPO_ROOT, original
 from fashion_mnist.data import CLASS_NAMES, CLASS_NAMES_ZH, COLS, NUM_CLASSES, ROWS, SHA256
 from fashion_mnist.files import read_json, write_text
 from fashion_mnist.runlog import read_csv
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
-
-# --- Constants from the original report -------------------------------------------------------
-# Source: ../shared/ORIGINAL_REPORT.md ("The original course report: facts to reproduce and
-# surpass"). These are the only numbers in the report that do not come from our own runs.
-ORIGINAL_RESULTS = {
-    # test accuracy of the original's final NumPy checkpoint (step5000)
-    "cnn-by-myself": 0.8612,
-    # the original's "best model" test accuracy, picked by test accuracy (selection on test)
-    "cnn-by-pytorch": 0.9300,
-}
-ORIGINAL_LARGEST_CONFUSION = (6, 0)  # Shirt predicted as T-shirt/top (true class, predicted)
-# The original NumPy code's speed, same file: "It ran about 0.6 s per step (pure-Python loop
-# max-pool, float64): about 50 minutes for 5000 steps", at its batch size of 64.
-ORIGINAL_NUMPY_SPEED = {"seconds_per_step": 0.6, "train_minutes": 50,
-                        "batch_size": 64, "steps": 5000}  # fmt: skip
-# Public reference points, from the dataset's own benchmark table as quoted in the same file.
-REFERENCE_POINTS = (
-    ("Human performance", "人类水平", 0.835),
-    ("Best scikit-learn classifier (about)", "最佳 scikit-learn 分类器（约）", 0.897),
-    ("2 conv + pooling + BN", "2 层卷积 + 池化 + BN", 0.934),
-    ("ResNet18", "ResNet18", 0.949),
-    ("MobileNet", "MobileNet", 0.950),
-    ("DenseNet-BC (768K params)", "DenseNet-BC（76.8 万参数）", 0.954),
-    ("WRN-28-10", "WRN-28-10", 0.959),
-    ("WRN-28-10 + random erasing", "WRN-28-10 + 随机擦除", 0.963),
-    ("WRN40-4 (8.9M params)", "WRN40-4（890 万参数）", 0.967),
-)
-# ----------------------------------------------------------------------------------------------
 
 MODELS = ("cnn-by-myself", "cnn-by-pytorch")
 DEFAULT_BENCH = REPO_ROOT / "benchmarks" / "bench_lenet.json"  # written by `make bench`
@@ -222,7 +194,7 @@ def _number(x):
 
 
 def _reproduction_speed(run: dict | None) -> dict | None:
-    """Our NumPy reproduction run's seconds per step beside the original's (ORIGINAL_NUMPY_SPEED),
+    """Our NumPy reproduction run's seconds per step beside the original's (original.NUMPY_SPEED),
     from its metrics: train_seconds over its configured steps; None when it has not run."""
     if not run:
         return None
@@ -233,7 +205,7 @@ def _reproduction_speed(run: dict | None) -> dict | None:
         "train_seconds": seconds, "steps": steps, "batch_size": config.get("batch_size"),
         "images_per_second": run.get("images_per_second"), "hardware": run.get("hardware"),
         "seconds_per_step": per_step,
-        "speedup": ORIGINAL_NUMPY_SPEED["seconds_per_step"] / per_step if per_step else None,
+        "speedup": original.NUMPY_SPEED["seconds_per_step"] / per_step if per_step else None,
     }  # fmt: skip
 
 
@@ -354,7 +326,7 @@ def _confusion_verdict(report: dict | None) -> dict | None:
     if not report or not report.get("most_confused"):
         return None
     pairs = report["most_confused"]
-    t, p = ORIGINAL_LARGEST_CONFUSION
+    t, p = original.LARGEST_CONFUSION
     rank = next((i + 1 for i, q in enumerate(pairs) if (q["true"], q["predicted"]) == (t, p)), None)
     top = pairs[0]
     return {
@@ -657,8 +629,8 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     figures = {"class_balance": None, "ladder": None}
     if _plot_class_balance(class_rows, out / "figures" / "class-balance.png"):
         figures["class_balance"] = "figures/class-balance.png"
-    ladder = [(en, value, "reference") for en, _, value in REFERENCE_POINTS]
-    ladder += [(f"original: {m}", v, "original") for m, v in ORIGINAL_RESULTS.items()]
+    ladder = [(en, value, "reference") for en, _, value in original.REFERENCE_POINTS]
+    ladder += [(f"original: {m}", v, "original") for m, v in original.RESULTS.items()]
     for model, entry in models.items():
         for run in entry["runs"]:
             ladder.append((f"ours: {model} ({run.get('name')})", run["test_accuracy"], "ours"))
@@ -689,7 +661,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
                            "label": extras["resnet"]["label"], "implementation": "PyTorch",
                            "code_lines": torch_m.get("model_code_lines")})  # fmt: skip
     references = sorted(
-        [{"en": en, "zh": zh, "accuracy": v, "ours": False} for en, zh, v in REFERENCE_POINTS]
+        [{"en": en, "zh": zh, "accuracy": v, "ours": False} for en, zh, v in original.REFERENCE_POINTS]
         + [{"en": f"**ours: {e['model']} ({e['main']['label']['en']})**",
             "zh": f"**我们的 {e['model']}（{e['main']['label']['zh']}）**",
             "accuracy": e["main"]["test_accuracy"], "ours": True} for e in present],
@@ -698,8 +670,8 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     best_ours = max(present, key=lambda e: e["main"]["test_accuracy"], default=None)
     if best_ours is not None:
         acc = best_ours["main"]["test_accuracy"]
-        below = [r for r in REFERENCE_POINTS if r[2] <= acc]
-        above = [r for r in REFERENCE_POINTS if r[2] > acc]
+        below = [r for r in original.REFERENCE_POINTS if r[2] <= acc]
+        above = [r for r in original.REFERENCE_POINTS if r[2] > acc]
         standing = {
             "model": best_ours["model"],
             "accuracy": acc,
@@ -743,10 +715,10 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         "notebooks": notebook_links,
         "notebooks_dir": str(notebooks),
         "notes": notes.items,
-        "original": ORIGINAL_RESULTS,
+        "original": original.RESULTS,
         "original_confusion": {
-            "true": ORIGINAL_LARGEST_CONFUSION[0],
-            "predicted": ORIGINAL_LARGEST_CONFUSION[1],
+            "true": original.LARGEST_CONFUSION[0],
+            "predicted": original.LARGEST_CONFUSION[1],
         },  # fmt: skip
         "class_names": CLASS_NAMES,
         "class_names_zh": CLASS_NAMES_ZH,
@@ -761,7 +733,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         "speedup": speedup,
         "bench": bench_results,
         "bench_path": _shown_path(Path(bench)),
-        "original_speed": ORIGINAL_NUMPY_SPEED,
+        "original_speed": original.NUMPY_SPEED,
         "our_speed": our_speed,
         "config_keys": config_keys,
         "stages": stages,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fashion_mnist import files, plots, runlog
+from fashion_mnist import REPO_ROOT, files, original, plots, runlog
 from fashion_mnist.data import load_splits, validation_split
 from fashion_mnist.metrics import classification_summary, most_confused_pairs
 from fashion_mnist.params import notebook_params, output_dir
@@ -165,3 +166,20 @@ def test_validation_split_small(synthetic_dir):
     splits = load_splits(synthetic_dir, val_size=50, train_size=100, test_size=20)
     assert len(splits.val_labels) == 50 and len(splits.train_labels) == 100
     assert np.bincount(splits.test_labels).tolist() == [2] * 10
+
+
+def test_the_originals_numbers_are_those_of_its_report():
+    """fashion_mnist.original against ORIGINAL_REPORT.md (the team's copy, beside the checkout)."""
+    assert original.RESULTS == {"cnn-by-myself": original.NUMPY_TEST_ACC[5000],
+                                "cnn-by-pytorch": max(original.TORCH_TEST_ACC)}  # fmt: skip
+    summary = REPO_ROOT.parent / "shared" / "ORIGINAL_REPORT.md"
+    if not summary.exists():
+        pytest.skip(f"{summary} is not here: the team's copy of the original's facts")
+    text = " ".join(summary.read_text(encoding="utf-8").split())
+    per_epoch = re.search(r"Test accuracy per epoch 1\.\.20: ((?:0\.\d+ ?)+)", text)[1].split()
+    assert tuple(float(a) for a in per_epoch) == original.TORCH_TEST_ACC
+    per_step = dict(re.findall(r"step(\d+) (0\.\d+)", text))
+    assert {int(s): float(a) for s, a in per_step.items()} == original.NUMPY_TEST_ACC
+    assert "about 0.6 s per step" in text and "about 50 minutes for 5000 steps" in text
+    for _, _, accuracy in original.REFERENCE_POINTS:
+        assert f"{accuracy:.3f}" in text
