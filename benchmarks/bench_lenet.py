@@ -186,6 +186,7 @@ def main(argv=None) -> None:
         args,
         lambda: benchmark(args.batch_sizes, args.rounds, args.steps, args.warmup),
         lambda results: table(results, args.rounds, args.steps),
+        threads=lambda _: blas_threads(),  # NumPy's BLAS, and torch is given as many
     )
 
 

@@ -123,6 +123,7 @@ def main(argv=None) -> None:
         args,
         lambda: benchmark(args.rounds, args.steps, args.warmup),
         lambda results: table(results, args.rounds, args.steps),
+        threads=lambda results: results["kept"]["threads"],  # torch's, in the workers
     )
 
 

@@ -241,16 +241,17 @@ def benchmark_options(parser: argparse.ArgumentParser, steps: int, warmup: int) 
 
 
 def run_benchmark(args: argparse.Namespace, measure_all: Callable[[], dict],
-                  table: Callable[[dict], str]) -> None:  # fmt: skip
+                  table: Callable[[dict], str], threads: Callable[[dict], int]) -> None:  # fmt: skip
     """Print ``measure_all()``'s results as ``table(results)`` (or JSON with --json) and, with
-    --record, save them with the settings, thread count and provenance."""
+    --record, save them with the settings, the thread count the measurements ran with
+    (``threads(results)``) and provenance."""
     began = time.perf_counter()
     results = measure_all()
     print(json.dumps(results) if args.json else table(results))
     if args.record:
         write_json(args.record, {
             "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
-            "threads": blas_threads(), "results": results,
+            "threads": threads(results), "results": results,
             "provenance": provenance(time.perf_counter() - began),
         })  # fmt: skip
 

@@ -99,13 +99,18 @@ def test_the_allocator_benchmark_records_both_modes(tmp_path):
     bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_malloc.py"
     cmd = [sys.executable, str(bench), "--json", "--rounds", "1", "--steps", "2", "--warmup", "1",
            "--record", str(record)]  # fmt: skip
-    result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    # torch's thread count, not NumPy's BLAS one, is the one that describes these measurements
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "2"}
+    result = json.loads(
+        subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    )
     assert set(result) == {"default", "kept", "speedup"} and result["speedup"] > 0
     for mode in ("default", "kept"):
         assert result[mode]["images_per_s"] > 0 and result[mode]["faults_per_step"] >= 0
     saved = json.loads(record.read_text())
     assert saved["results"] == result and (saved["rounds"], saved["steps"]) == (1, 2)
     assert saved["provenance"]["git_commit"]
+    assert saved["threads"] == result["kept"]["threads"] == 1
 
 
 @pytest.mark.parametrize("option", ["--rounds=0", "--steps=0", "--warmup=-1"])
