@@ -15,7 +15,7 @@ endif
 
 MODELS := cnn-by-myself cnn-by-pytorch
 
-.PHONY: run test venv data notebooks report ablation resnet gpu bench lint clean-quick
+.PHONY: run test venv data notebooks report ablation seeds resnet gpu bench lint clean-quick
 
 run: venv data notebooks report
 	@echo "make run: done ($(if $(filter 1,$(QUICK)),quick run in $(OUT)/,full run))."
@@ -58,6 +58,14 @@ report: venv
 # the PyTorch notebook reads the recorded cnn-by-pytorch/ablation.json.
 ablation: venv data
 	cd cnn-by-pytorch && ../$(BIN)/python torch_run.py ablation
+
+# The reproduction again with seeds 1-3 (about 35 minutes on 2 cores), beside the notebook's
+# seed 0: cnn-by-pytorch/seeds/reproduction_seedN.json.
+seeds: venv data
+	cd cnn-by-pytorch && for seed in 1 2 3; do \
+	  ../$(BIN)/python torch_run.py reproduction --set seed=$$seed --name reproduction_seed$$seed \
+	    --out seeds || exit 1; \
+	done
 
 # The small ResNet: wants a GPU (about 3 s an epoch on an H200); writes cnn-by-pytorch/resnet.json.
 resnet: venv data

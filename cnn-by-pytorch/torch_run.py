@@ -198,6 +198,47 @@ def versus_original(
             f"(epoch {run_record['selected_epoch']}).")  # fmt: skip
 
 
+def over_seeds(reproduction: dict, folder: Path) -> tuple[pd.DataFrame, str] | None:
+    """The reproduction beside the runs recorded in ``folder`` (``make seeds``) that were trained
+    the same way but for the seed: a row per seed, and a line with the spread of the test accuracy
+    at the validation-selected epoch and of the mean test accuracy over the later half of the
+    epochs. Runs trained otherwise, or with a seed already shown, are named and left out. None
+    when no other seed is recorded."""
+    base = torch_cnn.Config(**reproduction["config"])
+    runs, left_out = {base.seed: reproduction}, []
+    for path in sorted(folder.glob("*.json")):
+        run_record = json.loads(path.read_text())
+        config = torch_cnn.Config(**run_record["config"])
+        differing = [d for d in torch_cnn.differences(config, base) if not d.startswith("seed=")]
+        if differing or config.seed in runs:
+            why = f"trained with {', '.join(differing)}" if differing else f"seed {config.seed} again"
+            left_out.append(f"{path.name} ({why})")
+        else:
+            runs[config.seed] = run_record
+    if len(runs) < 2:
+        return None
+    later = base.epochs // 2
+    table = pd.DataFrame([{
+        "seed": seed, "name": r["name"], "selected_epoch": r["selected_epoch"],
+        "val_accuracy": r["val_accuracy"], "test_accuracy": r["test_accuracy"],
+        "mean_test_acc_later_half": statistics.fmean(e["test_acc"] for e in r["epochs"][later:]),
+        "hardware": r["hardware"],
+    } for seed, r in sorted(runs.items())]).set_index("seed")  # fmt: skip
+
+    def spread(column: str) -> str:
+        values = table[column]
+        return f"{values.mean():.2%} ± {values.std():.2%}"
+
+    line = (f"Over {len(table)} seeds ({', '.join(map(str, table.index))}), mean ± standard "
+            f"deviation: test accuracy at the validation-selected epoch {spread('test_accuracy')} "
+            f"(from {table['test_accuracy'].min():.2%} to {table['test_accuracy'].max():.2%}); "
+            f"mean test accuracy over epochs {later + 1}-{base.epochs} "
+            f"{spread('mean_test_acc_later_half')}.")  # fmt: skip
+    if left_out:
+        line += f" Left out: {'; '.join(left_out)}."
+    return table, line
+
+
 def describe(config: torch_cnn.Config, base: torch_cnn.Config) -> str:
     """What a configuration changes relative to ``base``, e.g. 'translate=2'."""
     return ", ".join(torch_cnn.differences(config, base)) or "the reproduction configuration"

@@ -479,3 +479,33 @@ def test_the_reproduction_is_compared_with_the_original_epoch_for_epoch():
     assert "after 4 are left out" in longer and "95.00% (epoch 5)" in longer
     no_test = record([0.7, None])
     assert torch_run.versus_original(no_test, original).startswith("No per-epoch test accuracy")
+
+
+def test_the_reproduction_over_seeds(tmp_path):
+    import torch_run
+
+    def record(name, seed, test_accs, selected, **changes):
+        config = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=4, seed=seed, **changes)
+        epochs = [{"epoch": e, "test_acc": t} for e, t in enumerate(test_accs, start=1)]
+        return {"name": name, "config": dataclasses.asdict(config), "epochs": epochs,
+                "selected_epoch": selected, "val_accuracy": 0.9,
+                "test_accuracy": test_accs[selected - 1], "hardware": "Fake CPU"}  # fmt: skip
+
+    main = record("reproduction", 0, [0.80, 0.84, 0.90, 0.86], selected=3)
+    assert torch_run.over_seeds(main, tmp_path) is None  # nothing recorded: nothing to compare
+    for name, seed, accs, changes in [
+        ("r_seed1", 1, [0.80, 0.84, 0.88, 0.90], {}),
+        ("r_seed2", 2, [0.80, 0.84, 0.86, 0.86], {"eval_batch_size": 64}),  # speed only: kept
+        ("r_lr", 3, [0.5] * 4, {"lr": 0.01}),
+        ("r_seed0", 0, [0.5] * 4, {}),
+    ]:  # fmt: skip
+        (tmp_path / f"{name}.json").write_text(json.dumps(record(name, seed, accs, 4, **changes)))
+    table, line = torch_run.over_seeds(main, tmp_path)
+    assert table.index.tolist() == [0, 1, 2]
+    assert table["test_accuracy"].tolist() == [0.90, 0.90, 0.86]
+    assert table["mean_test_acc_later_half"].round(4).tolist() == [0.88, 0.89, 0.86]
+    # test accuracy: mean 0.88667, sample standard deviation 0.02309
+    assert line.startswith("Over 3 seeds (0, 1, 2), mean ± standard deviation: test accuracy at "
+                           "the validation-selected epoch 88.67% ± 2.31% (from 86.00% to 90.00%); "
+                           "mean test accuracy over epochs 3-4 87.67% ± 1.53%.")  # fmt: skip
+    assert "r_lr.json (trained with lr=0.01)" in line and "r_seed0.json (seed 0 again)" in line
