@@ -198,12 +198,12 @@ def versus_original(
             f"(epoch {run_record['selected_epoch']}).")  # fmt: skip
 
 
-def over_seeds(reproduction: dict, folder: Path) -> tuple[pd.DataFrame, str] | None:
+def over_seeds(reproduction: dict, folder: Path) -> dict | None:
     """The reproduction beside the runs recorded in ``folder`` (``make seeds``) that were trained
-    the same way but for the seed: a row per seed, and a line with the spread of the test accuracy
-    at the validation-selected epoch and of the mean test accuracy over the later half of the
-    epochs. Runs trained otherwise, or with a seed already shown, are named and left out. None
-    when no other seed is recorded."""
+    the same way but for the seed: a row per seed, and the spread (mean, sample standard deviation,
+    extremes) of the test accuracy at the validation-selected epoch and of the mean test accuracy
+    over the later half of the epochs. Runs trained otherwise, or with a seed already shown, are
+    named in ``left_out``. None when no other seed is recorded."""
     base = torch_cnn.Config(**reproduction["config"])
     runs, left_out = {base.seed: reproduction}, []
     for path in sorted(folder.glob("*.json")):
@@ -218,25 +218,35 @@ def over_seeds(reproduction: dict, folder: Path) -> tuple[pd.DataFrame, str] | N
     if len(runs) < 2:
         return None
     later = base.epochs // 2
-    table = pd.DataFrame([{
+    rows = [{
         "seed": seed, "name": r["name"], "selected_epoch": r["selected_epoch"],
         "val_accuracy": r["val_accuracy"], "test_accuracy": r["test_accuracy"],
         "mean_test_acc_later_half": statistics.fmean(e["test_acc"] for e in r["epochs"][later:]),
         "hardware": r["hardware"],
-    } for seed, r in sorted(runs.items())]).set_index("seed")  # fmt: skip
+    } for seed, r in sorted(runs.items())]  # fmt: skip
 
-    def spread(column: str) -> str:
-        values = table[column]
-        return f"{values.mean():.2%} ± {values.std():.2%}"
+    def spread(column: str) -> dict:
+        values = [row[column] for row in rows]
+        return {"mean": statistics.fmean(values), "std": statistics.stdev(values),
+                "min": min(values), "max": max(values)}  # fmt: skip
 
-    line = (f"Over {len(table)} seeds ({', '.join(map(str, table.index))}), mean ± standard "
-            f"deviation: test accuracy at the validation-selected epoch {spread('test_accuracy')} "
-            f"(from {table['test_accuracy'].min():.2%} to {table['test_accuracy'].max():.2%}); "
-            f"mean test accuracy over epochs {later + 1}-{base.epochs} "
-            f"{spread('mean_test_acc_later_half')}.")  # fmt: skip
-    if left_out:
-        line += f" Left out: {'; '.join(left_out)}."
-    return table, line
+    return {"folder": folder.name, "rows": rows, "test_accuracy": spread("test_accuracy"),
+            "later_half": {"first_epoch": later + 1, "last_epoch": base.epochs,
+                           **spread("mean_test_acc_later_half")},
+            "left_out": left_out}  # fmt: skip
+
+
+def seeds_line(seeds: dict) -> str:
+    """``over_seeds``' spread in one sentence."""
+    test, later = seeds["test_accuracy"], seeds["later_half"]
+    line = (f"Over {len(seeds['rows'])} seeds ({', '.join(str(r['seed']) for r in seeds['rows'])}),"
+            f" mean ± standard deviation: test accuracy at the validation-selected epoch "
+            f"{test['mean']:.2%} ± {test['std']:.2%} (from {test['min']:.2%} to {test['max']:.2%});"
+            f" mean test accuracy over epochs {later['first_epoch']}-{later['last_epoch']} "
+            f"{later['mean']:.2%} ± {later['std']:.2%}.")  # fmt: skip
+    if seeds["left_out"]:
+        line += f" Left out: {'; '.join(seeds['left_out'])}."
+    return line
 
 
 def describe(config: torch_cnn.Config, base: torch_cnn.Config) -> str:

@@ -24,6 +24,7 @@ import math
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -297,6 +298,15 @@ def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes,
                   f"{model}（{name}）：各层参数之和为 {total}，而 metrics.json 记录的参数量为 "
                   f"{run.get('params')}")  # fmt: skip
     return view
+
+
+def _beside_the_original(seeds: dict) -> dict:
+    """The seeds' summary (torch_run.over_seeds) with the original's mean test accuracy over the
+    same later epochs, when it ran them."""
+    first, last = seeds["later_half"]["first_epoch"], seeds["later_half"]["last_epoch"]
+    ran = last <= len(original.TORCH_TEST_ACC)
+    mean = statistics.fmean(original.TORCH_TEST_ACC[first - 1 : last]) if ran else None
+    return {**seeds, "original_later_half": mean}
 
 
 def _checkpoint_rows(run: dict) -> list[dict]:
@@ -608,12 +618,16 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     for key, what, what_zh in (("ablation", "ablation study", "消融实验"),
                                ("ensemble", "ensemble", "模型集成"),
                                ("resnet", "ResNet run (needs a GPU)", "ResNet（需要 GPU）"),
-                               ("gpu_runs", "runs on a GPU", "GPU 上的运行")):  # fmt: skip
+                               ("gpu_runs", "runs on a GPU", "GPU 上的运行"),
+                               ("seeds", "the reproduction with other seeds (make seeds)",
+                                "其他随机种子的复现（make seeds）")):  # fmt: skip
         value = torch_m.get(key) if models["cnn-by-pytorch"]["present"] else None
         if value is None and models["cnn-by-pytorch"]["present"]:
             notes.add(f"not run: {what}: cnn-by-pytorch/metrics.json has '{key}': null",
                       f"未运行：{what_zh}：cnn-by-pytorch/metrics.json 中 '{key}' 为 null")  # fmt: skip
         extras[key] = value
+    if extras["seeds"]:
+        extras["seeds"] = _beside_the_original(extras["seeds"])
     if extras["resnet"]:
         resnet = _prepare_run(extras["resnet"], "cnn-by-pytorch", folders["cnn-by-pytorch"],
                               out, notes, ("curves",))  # fmt: skip

@@ -255,7 +255,7 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
             **_torch_run(folder, "improved", 2, figs), "model": "cnn-by-pytorch",
             "implementation": "PyTorch", "quick": quick, "model_code_lines": 187,
             "reproduction": _torch_run(folder, "reproduction", 0, figs),
-            "ablation": None, "ensemble": None, "resnet": None, "gpu_runs": None,
+            "ablation": None, "ensemble": None, "resnet": None, "gpu_runs": None, "seeds": None,
             "provenance": {**PROVENANCE, "wall_seconds": 987.6},
         }  # fmt: skip
         if extras:
@@ -279,6 +279,17 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
                  "epochs": 30, "selected_epoch": 29, "val_accuracy": 0.9312,
                  "test_accuracy": 0.9243, "train_seconds": 102.0, "hardware": "NVIDIA Fake GPU 80GB"},
             ]}  # fmt: skip
+            seeds = [(0, 0.9234, 0.9215), (1, 0.9226, 0.9216), (2, 0.9251, 0.9230)]
+            metrics["seeds"] = {
+                "folder": "seeds",
+                "rows": [{"seed": seed, "name": f"reproduction_seed{seed}", "selected_epoch": 15,
+                          "val_accuracy": 0.93, "test_accuracy": test, "mean_test_acc_later_half":
+                          later, "hardware": HARDWARE} for seed, test, later in seeds],
+                "test_accuracy": {"mean": 0.9237, "std": 0.00128, "min": 0.9226, "max": 0.9251},
+                "later_half": {"first_epoch": 11, "last_epoch": 20, "mean": 0.9220,
+                               "std": 0.00084, "min": 0.9215, "max": 0.9230},
+                "left_out": [],
+            }  # fmt: skip
         if resnet:
             run = _torch_run(folder, "resnet", 3, figs)
             metrics["resnet"] = {**run, "params": 2_777_674, "layers": [],

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -349,6 +350,27 @@ def test_tables_equal_the_metrics(built, lang):
     assert any("nbconvert" in r[0] or "notebook" in r[0] for r in stage_rows)
 
 
+def test_the_reproduction_over_seeds_is_reported(full):
+    """The seeds' spread (metrics 'seeds', from torch_run.over_seeds) in the PyTorch section and
+    the conclusions, beside the original's mean over the same epochs, in both languages."""
+    seeds = full["metrics"]["cnn-by-pytorch"]["seeds"]
+    test, later = seeds["test_accuracy"], seeds["later_half"]
+    theirs = statistics.fmean(original.TORCH_TEST_ACC[10:20])
+    md, zh = " ".join(full["md"].split()), " ".join(full["zh"].split())
+    assert (f"over 3 seeds (0, 1, 2), the test accuracy at the validation-selected epoch is "
+            f"{test['mean']:.2%} ± {100 * test['std']:.2f} points (mean ± standard deviation; from "
+            f"{test['min']:.2%} to {test['max']:.2%}), and the mean test accuracy over epochs 11-20 "
+            f"is {later['mean']:.2%} ± {100 * later['std']:.2f} points (the original's one run: "
+            f"{theirs:.2%} over the same epochs).") in md  # fmt: skip
+    assert f"({test['mean']:.2%} ± {100 * test['std']:.2f} points over 3 seeds)" in md
+    assert (f"3 个种子（0, 1, 2）下，按验证集选出的轮次的测试准确率为 {test['mean']:.2%} ± "
+            f"{100 * test['std']:.2f} 个百分点（均值 ± 标准差；最低 {test['min']:.2%}，最高 "
+            f"{test['max']:.2%}），第 11-20 轮测试准确率的平均为 {later['mean']:.2%} ± "
+            f"{100 * later['std']:.2f} 个百分点（原报告的单次运行在相同轮次为 {theirs:.2%}）。") in zh  # fmt: skip
+    assert f"（3 个种子：{test['mean']:.2%} ± {100 * test['std']:.2f} 个百分点）" in zh
+    assert "92.69%" in md  # the original's epochs 11-20, as its report lists them
+
+
 def test_the_prose_numbers_come_from_the_metrics(full):
     myself, torch = full["metrics"]["cnn-by-myself"], full["metrics"]["cnn-by-pytorch"]
     md = full["md"]
@@ -657,7 +679,7 @@ def _break_inputs(runs: dict) -> None:
     write_json(myself / "metrics.json", metrics)
     metrics = read_json(torch / "metrics.json")
     write_json(torch / "metrics.json", {**metrics, "reproduction": None, "ablation": None,
-                                        "gpu_runs": None})  # fmt: skip
+                                        "gpu_runs": None, "seeds": None})  # fmt: skip
     (runs["notebooks"] / "cnn-by-pytorch.ipynb").write_text("{ not json", encoding="utf-8")
 
 
@@ -676,6 +698,7 @@ def test_every_note_is_in_both_languages(tmp_path, figure_cache):
         "未运行：消融实验：cnn-by-pytorch/metrics.json 中 'ablation' 为 null",
         "未运行：ResNet（需要 GPU）：cnn-by-pytorch/metrics.json 中 'resnet' 为 null",
         "未运行：GPU 上的运行：cnn-by-pytorch/metrics.json 中 'gpu_runs' 为 null",
+        "未运行：其他随机种子的复现（make seeds）：cnn-by-pytorch/metrics.json 中 'seeds' 为 null",
     ]  # fmt: skip
     zh_notes = [n["zh"] for n in notes]
     for note in expected_zh:

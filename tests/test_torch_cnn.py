@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch_cnn
@@ -500,10 +501,13 @@ def test_the_reproduction_over_seeds(tmp_path):
         ("r_seed0", 0, [0.5] * 4, {}),
     ]:  # fmt: skip
         (tmp_path / f"{name}.json").write_text(json.dumps(record(name, seed, accs, 4, **changes)))
-    table, line = torch_run.over_seeds(main, tmp_path)
+    seeds = torch_run.over_seeds(main, tmp_path)
+    json.dumps(seeds)  # saved in metrics.json for the report
+    table = pd.DataFrame(seeds["rows"]).set_index("seed")
     assert table.index.tolist() == [0, 1, 2]
     assert table["test_accuracy"].tolist() == [0.90, 0.90, 0.86]
     assert table["mean_test_acc_later_half"].round(4).tolist() == [0.88, 0.89, 0.86]
+    line = torch_run.seeds_line(seeds)
     # test accuracy: mean 0.88667, sample standard deviation 0.02309
     assert line.startswith("Over 3 seeds (0, 1, 2), mean ± standard deviation: test accuracy at "
                            "the validation-selected epoch 88.67% ± 2.31% (from 86.00% to 90.00%); "
