@@ -206,9 +206,7 @@ def over_seeds(reproduction: dict, folder: Path) -> dict | None:
     named in ``left_out``. None when no other seed is recorded."""
     base = torch_cnn.Config(**reproduction["config"])
     runs, left_out = {base.seed: reproduction}, []
-    for path in sorted(folder.glob("*.json")):
-        run_record = json.loads(path.read_text())
-        config = torch_cnn.Config(**run_record["config"])
+    for path, run_record, config in _recorded_in(folder):
         differing = [d for d in torch_cnn.differences(config, base) if not d.startswith("seed=")]
         if differing or config.seed in runs:
             why = f"trained with {', '.join(differing)}" if differing else f"seed {config.seed} again"
@@ -300,13 +298,18 @@ def ensemble(torch_checkpoints: dict[str, Path], numpy_metrics: Path, splits: Sp
             "test_accuracy": vote["accuracy"]}  # fmt: skip
 
 
+def _recorded_in(folder: Path):
+    """(path, record, its Config) for each run recorded in ``folder``, in file-name order."""
+    for path in sorted(folder.glob("*.json")):
+        run_record = read_json(path)
+        yield path, run_record, torch_cnn.Config(**run_record["config"])
+
+
 def recorded_runs(folder: Path) -> dict | None:
     """One row per run recorded in ``folder`` (e.g. ``gpu/``, written by gpu_runs.sh), each
     described as its closest preset plus what differs; None when there are none."""
     rows = []
-    for path in sorted(folder.glob("*.json")):
-        run_record = json.loads(path.read_text())
-        config = torch_cnn.Config(**run_record["config"])
+    for _, run_record, config in _recorded_in(folder):
         preset = min(PRESETS, key=lambda name: len(torch_cnn.differences(config, PRESETS[name])))
         differing = ", ".join(torch_cnn.differences(config, PRESETS[preset]))
         rows.append({

@@ -107,6 +107,11 @@ def pp(x) -> str:
     return "–" if _missing(x) else f"{100 * x:+.2f}"
 
 
+def points(x) -> str:
+    """A spread of accuracies (a standard deviation) in percentage points."""
+    return "–" if _missing(x) else f"{100 * x:.2f}"
+
+
 # --- Reading the inputs -----------------------------------------------------------------------
 
 
@@ -457,7 +462,7 @@ def _environment() -> jinja2.Environment:
         extensions=["jinja2.ext.do"],
     )
     env.filters.update(pct=pct, pct_s=pct_s, fixed=fixed, intc=intc, secs=secs,
-                       duration=duration, cell=cell, pp=pp)  # fmt: skip
+                       duration=duration, cell=cell, pp=pp, points=points)  # fmt: skip
     env.globals["src"] = lambda rel: rel  # figures are referenced relative to the report
     return env
 
