@@ -435,18 +435,26 @@ class EMA:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay = decay
         self.updates = 0
+        # Both models' tensors, paired once (a state_dict shares its tensors' storage; training and
+        # loading update them in place), so that a step is two foreach calls, as in
+        # torch.optim.swa_utils, rather than one kernel and a state_dict() per tensor: the ResNet
+        # has 122 of them.
+        pairs = zip(self.model.state_dict().values(), model.state_dict().values(), strict=True)
+        self._averaged, self._trained, self._counters, self._counted = [], [], [], []
+        for avg, new in pairs:
+            if avg.is_floating_point():
+                self._averaged.append(avg)
+                self._trained.append(new)
+            else:  # BatchNorm's batch counters
+                self._counters.append(avg)
+                self._counted.append(new)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self) -> None:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for avg, new in zip(
-            self.model.state_dict().values(), model.state_dict().values(), strict=True
-        ):
-            if avg.is_floating_point():
-                avg.lerp_(new, 1.0 - decay)
-            else:  # BatchNorm's batch counter
-                avg.copy_(new)
+        torch._foreach_lerp_(self._averaged, self._trained, 1.0 - decay)
+        torch._foreach_copy_(self._counters, self._counted)
 
 
 @torch.no_grad()
@@ -464,12 +472,14 @@ def _log_proba(model: nn.Module, x: torch.Tensor, tta_flip: bool) -> torch.Tenso
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, tta_flip: bool):
     """Mean cross-entropy and accuracy over a whole set, in eval mode."""
     model.eval()
-    loss, correct = 0.0, 0
+    # Summed on the device: reading each batch's result would make the CPU wait for a GPU.
+    loss = torch.zeros((), device=x.device)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
     for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
         log_p = _log_proba(model, xb, tta_flip)
-        loss += F.nll_loss(log_p, yb, reduction="sum").item()
-        correct += (log_p.argmax(1) == yb).sum().item()
-    return loss / len(y), correct / len(y)
+        loss += F.nll_loss(log_p, yb, reduction="sum")
+        correct += (log_p.argmax(1) == yb).sum()
+    return loss.item() / len(y), correct.item() / len(y)
 
 
 def _tensorboard_writer(log_dir: Path):
@@ -618,10 +628,11 @@ def train(
     for epoch in range(start, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        first_bad_step = torch.zeros((), dtype=torch.long, device=device)  # 0: every loss finite
         batches = torch.randperm(len(y_train), device=device).split(config.batch_size)
+        # Each step's mean loss and correct count, kept on the device and read once per epoch:
+        # reading them every step would make the CPU wait for the GPU every step.
+        step_losses = torch.zeros(len(batches), device=device)
+        step_correct = torch.zeros(len(batches), dtype=torch.long, device=device)
         bar = tqdm(batches, desc=f"Epoch {epoch}/{config.epochs}", leave=False, unit="batch")
         for step, idx in enumerate(bar, start=1):
             x, y = augment(x_train[idx].float() / 255, config), y_train[idx]
@@ -633,33 +644,31 @@ def train(
                 loss = criterion(logits.float(), y)
                 if mix is not None:
                     loss = lam * loss + (1 - lam) * criterion(logits.float(), y_pasted)
-            # Noted on the device and checked once per epoch: checking each step would make the
-            # CPU wait for the GPU every step. The rest of a bad epoch is wasted, but no
-            # checkpoint is written after a bad step.
-            first_bad_step = torch.where(
-                (first_bad_step == 0) & ~torch.isfinite(loss.detach()), step, first_bad_step
-            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             if ema is not None:
-                ema.update(model)
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-        if first_bad_step.item():
+                ema.update()
+            step_losses[step - 1] = loss.detach()
+            step_correct[step - 1] = (logits.argmax(1) == y).sum()
+        # Checked once per epoch: the rest of a bad epoch is wasted, but no checkpoint is written
+        # after a bad step.
+        bad_steps = (~torch.isfinite(step_losses)).nonzero()
+        if len(bad_steps):
             kept = f"the last checkpoint is of epoch {epoch - 1}" if epoch > 1 else "no checkpoint"
             raise FloatingPointError(
-                f"loss is not finite at epoch {epoch}, step {first_bad_step.item()}/{len(batches)}"
+                f"loss is not finite at epoch {epoch}, step {bad_steps[0].item() + 1}/{len(batches)}"
                 f" ({kept})"
             )
+        batch_sizes = torch.tensor([len(idx) for idx in batches], device=device)
 
         eval_model = ema.model if ema is not None else model
         record = {
             "epoch": epoch,
             "epochs": config.epochs,
-            "train_loss": loss_sum.item() / len(y_train),
-            "train_acc": correct.item() / len(y_train),
+            "train_loss": (step_losses * batch_sizes).sum().item() / len(y_train),
+            "train_acc": step_correct.sum().item() / len(y_train),
             "lr": scheduler.get_last_lr()[0],
         }
         for name, (x, y) in eval_sets.items():

@@ -289,6 +289,27 @@ def test_bad_checkpoints_give_clear_errors(trained, tmp_path):
         torch_cnn.load(bad_config)
 
 
+def test_ema_averages_weights_and_batchnorm_statistics():
+    torch.manual_seed(0)
+    model = torch_cnn.build_model(torch_cnn.Config(model="resnet"))
+    ema = torch_cnn.EMA(model, decay=0.9)
+    before = {k: v.clone() for k, v in ema.model.state_dict().items()}
+    model.train()
+    model(torch.rand(4, 1, 28, 28))  # moves the BatchNorm statistics and counters
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)  # in place, as optimizers and load_state_dict change them
+    ema.update()
+    decay = min(0.9, 2 / 11)  # the ramp at the first update
+    now = model.state_dict()
+    for key, avg in ema.model.state_dict().items():
+        if avg.is_floating_point():
+            torch.testing.assert_close(avg, decay * before[key] + (1 - decay) * now[key])
+        else:
+            assert torch.equal(avg, now[key]) and now[key] == 1, key
+    assert ema.updates == 1 and not any(p.requires_grad for p in ema.model.parameters())
+
+
 def test_nan_loss_names_epoch_and_step(tmp_path, data, monkeypatch):
     calls = []
 
