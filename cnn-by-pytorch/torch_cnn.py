@@ -15,6 +15,7 @@ import os
 import random
 import re
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,9 @@ class Config:
     # kernels: quicker on a GPU, but two runs then differ slightly. CPU runs are reproducible at a
     # fixed thread count either way.
     deterministic: bool = True
+    # On CUDA, capture a full batch's training step once as a CUDA graph and replay it for every
+    # other: one launch instead of about a hundred (CUDAGraphStep). Elsewhere the ordinary step.
+    cuda_graphs: bool = False
     # Evaluation only: 256 images per batch keep a CPU's caches warm (2.8x faster than 1000 on
     # 2 cores). It changes the speed, not the result (SPEED_ONLY_FIELDS).
     eval_batch_size: int = 256
@@ -76,6 +80,12 @@ class Config:
                 raise ValueError(
                     f"Config.{name} must be one of {allowed}, got {getattr(self, name)!r}"
                 )
+        if self.cuda_graphs and (self.schedule != "constant" or self.cutmix):
+            raise ValueError(
+                "Config.cuda_graphs needs schedule='constant' and cutmix=0: a captured step "
+                "replays the learning rate and the CutMix decision it was captured with, got "
+                f"schedule={self.schedule!r}, cutmix={self.cutmix}"
+            )
 
 
 # Fields that change how fast a run goes, not what it learns: ignored when comparing configurations.
@@ -398,21 +408,30 @@ def to_labels(labels: np.ndarray, device) -> torch.Tensor:
 
 def _autocast(device: torch.device):
     # bf16 speeds up CUDA's tensor cores; on CPU and MPS it is slower or unsupported, so stay fp32.
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    # No cache of the bf16 weights: a CUDA graph's capture must not keep tensors it made.
+    return torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=device.type == "cuda", cache_enabled=False
+    )
+
+
+def _graphed(config: Config, device: torch.device) -> bool:
+    return config.cuda_graphs and device.type == "cuda"
 
 
 def make_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
     params = list(model.parameters())
+    device = params[0].device
     # The fused kernels update every parameter in one pass: about 12% less time per step on 2 CPU
     # cores for the original network (1.6M parameters) than the per-tensor loop.
-    fused = params[0].device.type in ("cpu", "cuda")
+    fused = device.type in ("cpu", "cuda")
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params, config.lr, momentum=config.momentum, nesterov=config.nesterov,
             weight_decay=config.weight_decay, fused=fused,
         )  # fmt: skip
     optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return optimizer(params, config.lr, weight_decay=config.weight_decay, fused=fused)
+    return optimizer(params, config.lr, weight_decay=config.weight_decay, fused=fused,
+                     capturable=_graphed(config, device))  # fmt: skip
 
 
 def make_scheduler(config: Config, optimizer, total_steps: int):
@@ -561,6 +580,52 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
+class CUDAGraphStep:
+    """A training step captured once as a CUDA graph, then replayed for every full batch.
+
+    A step of the original network launches about a hundred small kernels, and on a GPU each
+    launch costs the CPU more time than the kernel takes the GPU: 4 ms of CPU per step for 0.5 ms
+    of GPU work on an H200 (measured with torch.profiler). A replay launches the whole step at once.
+    PyTorch's whole-network capture recipe: a few eager warm-up steps on a side stream (real
+    steps; they also let cuDNN and the optimizer set themselves up), then the capture, which
+    records the step without running it. The graph reads its batch from a fixed index tensor
+    and leaves the loss and correct count in fixed output tensors; batches of another size (an
+    epoch's last) run eagerly. Dropout and augmentation draw new random numbers at every replay.
+    """
+
+    warmup_steps = 3
+
+    def __init__(self, step, batch_size: int, device: torch.device):
+        self.step = step  # step(batch_indices) -> (loss, correct), as tensors on the device
+        self.batch = torch.zeros(batch_size, dtype=torch.long, device=device)
+        self.side_stream = torch.cuda.Stream(device)
+        self.graph, self.outputs, self.warmed_up = None, None, 0
+
+    def __call__(self, idx: torch.Tensor):
+        if len(idx) != len(self.batch):
+            return self._eager(idx)
+        if self.warmed_up < self.warmup_steps:
+            self.warmed_up += 1
+            self.side_stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side_stream):
+                outputs = self._eager(idx)
+            torch.cuda.current_stream().wait_stream(self.side_stream)
+            return outputs
+        self.batch.copy_(idx)
+        if self.graph is None:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.outputs = self.step(self.batch)
+        self.graph.replay()
+        return self.outputs
+
+    def _eager(self, idx: torch.Tensor):
+        with warnings.catch_warnings():
+            # The optimizer was made capturable for the graph; its eager steps are expected.
+            warnings.filterwarnings("ignore", message=".*capturable=True.*")
+            return self.step(idx)
+
+
 def train(
     config: Config,
     train_images: np.ndarray,
@@ -625,6 +690,25 @@ def train(
 
     writer = _tensorboard_writer(Path(tensorboard_dir or out_dir / "tensorboard"))
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+    def train_step(idx: torch.Tensor):
+        """One optimisation step on the images ``idx``: its mean loss and correct count."""
+        x, y = augment(x_train[idx].float() / 255, config), y_train[idx]
+        mix = cutmix(x, y) if config.cutmix and torch.rand(()).item() < config.cutmix else None
+        if mix is not None:
+            x, y_pasted, lam = mix
+        with _autocast(device):
+            logits = model(x)
+            loss = criterion(logits.float(), y)
+            if mix is not None:
+                loss = lam * loss + (1 - lam) * criterion(logits.float(), y_pasted)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), (logits.argmax(1) == y).sum()
+
+    if _graphed(config, device):
+        train_step = CUDAGraphStep(train_step, config.batch_size, device)
     for epoch in range(start, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -635,23 +719,10 @@ def train(
         step_correct = torch.zeros(len(batches), dtype=torch.long, device=device)
         bar = tqdm(batches, desc=f"Epoch {epoch}/{config.epochs}", leave=False, unit="batch")
         for step, idx in enumerate(bar, start=1):
-            x, y = augment(x_train[idx].float() / 255, config), y_train[idx]
-            mix = cutmix(x, y) if config.cutmix and torch.rand(()).item() < config.cutmix else None
-            if mix is not None:
-                x, y_pasted, lam = mix
-            with _autocast(device):
-                logits = model(x)
-                loss = criterion(logits.float(), y)
-                if mix is not None:
-                    loss = lam * loss + (1 - lam) * criterion(logits.float(), y_pasted)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            step_losses[step - 1], step_correct[step - 1] = train_step(idx)
             scheduler.step()
             if ema is not None:
                 ema.update()
-            step_losses[step - 1] = loss.detach()
-            step_correct[step - 1] = (logits.argmax(1) == y).sum()
         # Checked once per epoch: the rest of a bad epoch is wasted, but no checkpoint is written
         # after a bad step.
         bad_steps = (~torch.isfinite(step_losses)).nonzero()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import types
 
 import numpy as np
 import pandas as pd
@@ -323,6 +325,61 @@ def test_nan_loss_names_epoch_and_step(tmp_path, data, monkeypatch):
     assert torch_cnn.latest_checkpoint(tmp_path) == torch_cnn.checkpoint_path(tmp_path, 1)
 
 
+def test_cuda_graph_step_warms_up_captures_once_and_replays(monkeypatch):
+    """The order of CUDAGraphStep's work, with CUDA's stream and graph calls faked so it runs on a
+    CPU: a real capture records the step without running it, a replay runs what was recorded."""
+    capturing, calls = [], []
+
+    class FakeGraph:
+        def replay(self):
+            calls.append(("replay", step(recorded[0])))
+
+    @contextlib.contextmanager
+    def fake_capture(graph):
+        capturing.append(True)
+        yield
+        capturing.pop()
+
+    def step(idx):
+        if capturing:  # recording: nothing runs, the outputs are the graph's fixed tensors
+            recorded.append(idx)
+            return outputs
+        outputs.copy_(idx.sum())
+        return outputs
+
+    recorded, outputs = [], torch.zeros((), dtype=torch.long)
+    stream = types.SimpleNamespace(wait_stream=lambda other: None)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: stream)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", fake_capture)
+    graphed = torch_cnn.CUDAGraphStep(step, batch_size=4, device=torch.device("cpu"))
+    batches = [torch.arange(i, i + 4) for i in range(6)] + [torch.arange(2)]  # the last: 2 images
+    results = [graphed(idx).item() for idx in batches]
+    assert results == [int(idx.sum()) for idx in batches]  # every batch's own step
+    assert len(recorded) == 1 and recorded[0] is graphed.batch  # captured once, on the fixed batch
+    assert len(calls) == 3  # batches 4-6 replayed; 1-3 warmed up eagerly, the short one eager
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need an NVIDIA GPU")
+def test_cuda_graphs_train_like_the_ordinary_step(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 10, 480)
+    images = rng.integers(0, 60, (480, 28, 28), dtype=np.uint8)
+    for i, y in enumerate(labels):
+        images[i, 2 + 2 * y : 6 + 2 * y, 4:24] = 255
+    data = (images[:400].reshape(400, 784), labels[:400], images[400:].reshape(80, 784), labels[400:])
+    config = dataclasses.replace(TINY, epochs=3, translate=1, hflip=True, erasing=0.25, ema=0.9)
+    runs = [torch_cnn.train(dataclasses.replace(config, cuda_graphs=graphs), *data,
+                            tmp_path / str(graphs), device="cuda")["history"]
+            for graphs in (False, True)]  # fmt: skip
+    ordinary, graphed = ([r["train_loss"] for r in run] for run in runs)
+    print("train loss per epoch, ordinary:", ordinary, "graphed:", graphed)
+    assert graphed[-1] < graphed[0] / 2 and runs[1][-1]["val_acc"] > 0.9
+    assert graphed == pytest.approx(ordinary, rel=0.1)
+
+
 # --- configuration -----------------------------------------------------------------------------
 
 
@@ -356,6 +413,22 @@ def test_ablations_change_one_thing_each():
                            "optimizer", "lr", "weight_decay", "nesterov", "ema", "tta_flip",
                            "model"}, name  # fmt: skip
         assert name == "baseline" or changed, name
+
+
+def test_cuda_graphs_refuse_what_a_replay_cannot_change():
+    for change in ({"schedule": "onecycle"}, {"cutmix": 0.5}):
+        with pytest.raises(ValueError, match=f"Config.cuda_graphs needs.*{next(iter(change))}"):
+            dataclasses.replace(torch_cnn.REPRODUCTION, cuda_graphs=True, **change)
+
+
+def test_cuda_graphs_elsewhere_train_with_the_ordinary_step(tmp_path, data):
+    runs = [torch_cnn.train(dataclasses.replace(TINY, cuda_graphs=graphs), *data,
+                            tmp_path / str(graphs), device="cpu")["history"]
+            for graphs in (False, True)]  # fmt: skip
+    for ordinary, graphed in zip(*runs, strict=True):
+        assert {k: v for k, v in ordinary.items() if k != "seconds"} == {
+            k: v for k, v in graphed.items() if k != "seconds"
+        }
 
 
 def test_config_rejects_unknown_choices():
