@@ -313,7 +313,7 @@ def recorded_runs(folder: Path) -> dict | None:
         preset = min(PRESETS, key=lambda name: len(torch_cnn.differences(config, PRESETS[name])))
         differing = ", ".join(torch_cnn.differences(config, PRESETS[preset]))
         rows.append({
-            "name": run_record["name"],
+            "name": run_record["name"], "preset": preset,
             "description": f"{preset} with {differing}" if differing else preset,
             "epochs": len(run_record["epochs"]), "selected_epoch": run_record["selected_epoch"],
             "val_accuracy": run_record["val_accuracy"], "test_accuracy": run_record["test_accuracy"],

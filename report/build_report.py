@@ -314,6 +314,20 @@ def _beside_the_original(seeds: dict) -> dict:
     return {**seeds, "original_later_half": mean}
 
 
+def _reproduction_times(gpu_runs: dict) -> dict | None:
+    """The slowest and the fastest of the reproduction's full-length GPU runs (gpu_runs.sh times
+    each alone), when there are two or more."""
+    full_length = len(original.TORCH_TEST_ACC)  # the original's 20 epochs
+    rows = [r for r in gpu_runs["rows"]
+            if r.get("preset") == "reproduction" and r["epochs"] == full_length]
+    if len(rows) < 2:
+        return None
+    slowest = max(rows, key=lambda r: r["train_seconds"])
+    fastest = min(rows, key=lambda r: r["train_seconds"])
+    return {"slowest": slowest, "fastest": fastest,
+            "speedup": slowest["train_seconds"] / fastest["train_seconds"]}  # fmt: skip
+
+
 def _checkpoint_rows(run: dict) -> list[dict]:
     selected = run.get("selected_step")
     return [{**c, "selected": c.get("step") == selected} for c in run.get("checkpoints") or []]
@@ -633,6 +647,9 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         extras[key] = value
     if extras["seeds"]:
         extras["seeds"] = _beside_the_original(extras["seeds"])
+    if extras["gpu_runs"]:
+        extras["gpu_runs"] = {**extras["gpu_runs"],
+                              "reproduction_times": _reproduction_times(extras["gpu_runs"])}  # fmt: skip
     if extras["resnet"]:
         resnet = _prepare_run(extras["resnet"], "cnn-by-pytorch", folders["cnn-by-pytorch"],
                               out, notes, ("curves",))  # fmt: skip
