@@ -71,8 +71,8 @@ seeds: venv data
 resnet: venv data
 	cd cnn-by-pytorch && ../$(BIN)/python torch_run.py resnet
 
-# The GPU runs in one go (reproduction timed alone, a faster ResNet, improved variants: about
-# 10 minutes on an H200): gpu/NAME.json in cnn-by-pytorch/.
+# The GPU runs in one go (the reproduction timed alone as a CUDA graph, three ResNet variants:
+# about 7 minutes on an H200): gpu/NAME.json in cnn-by-pytorch/.
 gpu: venv data
 	PYTHON=$(abspath $(BIN)/python) bash cnn-by-pytorch/gpu_runs.sh cnn-by-pytorch
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU runs in one prepared run of about 8 minutes on one H100/H200, from the repository root:
+# The GPU runs in one prepared run of about 7 minutes on one H200, from the repository root:
 #
 #     bash cnn-by-pytorch/gpu_runs.sh OUT_DIR      # make gpu: OUT_DIR is cnn-by-pytorch
 #
@@ -7,7 +7,7 @@
 #    step replayed as a CUDA graph (cuda_graphs=true), with cuDNN's fastest kernels and with
 #    deterministic ones. Without graphs it is bound by kernel launches: 4 ms of CPU per step for
 #    0.5 ms of GPU work on an H200 (torch.profiler, 2026-11-27), 41 s for the 20 epochs.
-# 2. Three variants of the ResNet preset at once, sharing the GPU (about 3.3 s per epoch each):
+# 2. Three variants of the ResNet preset at once, sharing the GPU (about 3.1 s per epoch each):
 #    without random erasing, with half as much (it has CutMix too), and with another seed.
 # Each run is recorded as OUT_DIR/gpu/NAME.json (metrics, history, hardware, provenance), with its
 # logs/ and figures/ beside it; the PyTorch notebook and the report show them. (`make resnet`

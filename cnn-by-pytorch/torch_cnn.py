@@ -457,7 +457,7 @@ class EMA:
         # Both models' tensors, paired once (a state_dict shares its tensors' storage; training and
         # loading update them in place), so that a step is two foreach calls, as in
         # torch.optim.swa_utils, rather than one kernel and a state_dict() per tensor: the ResNet
-        # has 122 of them.
+        # has 92 of them.
         pairs = zip(self.model.state_dict().values(), model.state_dict().values(), strict=True)
         self._averaged, self._trained, self._counters, self._counted = [], [], [], []
         for avg, new in pairs:
