@@ -3,6 +3,8 @@
 #
 #     bash cnn-by-pytorch/gpu_runs.sh OUT_DIR      # make gpu: OUT_DIR is cnn-by-pytorch
 #
+# GPU_SECONDS (default 450) bounds the whole script: the ResNet runs get what the reproduction
+# runs leave of it.
 # 1. The 20-epoch reproduction alone on the GPU, to time it (target: <= 30 s), with its training
 #    step replayed as a CUDA graph (cuda_graphs=true), with cuDNN's fastest kernels and with
 #    deterministic ones. Without graphs it is bound by kernel launches: 4 ms of CPU per step for
@@ -41,7 +43,7 @@ SECONDS=0
 train 100 "$out/gpu" reproduction_graphs reproduction --set cuda_graphs=true --set deterministic=false
 train 100 "$out/gpu" reproduction_graphs_deterministic reproduction --set cuda_graphs=true
 
-left=$((budget - SECONDS))
+left=$((budget - SECONDS > 1 ? budget - SECONDS : 1))
 train "$left" "$out/gpu" resnet_no_erasing resnet --set erasing=0 &
 train "$left" "$out/gpu" resnet_erasing_quarter resnet --set erasing=0.25 &
 train "$left" "$out/gpu" resnet_seed1 resnet --set seed=1 &

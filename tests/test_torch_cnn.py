@@ -325,6 +325,13 @@ def test_nan_loss_names_epoch_and_step(tmp_path, data, monkeypatch):
     assert torch_cnn.latest_checkpoint(tmp_path) == torch_cnn.checkpoint_path(tmp_path, 1)
 
 
+def assert_same_but_time(history, other):
+    """Two training histories equal in every value but the seconds each epoch took."""
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in history] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in other
+    ]
+
+
 def test_cuda_graph_step_warms_up_captures_once_and_replays(monkeypatch):
     """The order of CUDAGraphStep's work, with CUDA's stream and graph calls faked so it runs on a
     CPU: a real capture records the step without running it, a replay runs what was recorded."""
@@ -374,10 +381,8 @@ def test_cuda_graphs_train_like_the_ordinary_step(tmp_path):
     runs = [torch_cnn.train(dataclasses.replace(config, cuda_graphs=graphs), *data,
                             tmp_path / str(graphs), device="cuda")["history"]
             for graphs in (False, True)]  # fmt: skip
-    ordinary, graphed = ([r["train_loss"] for r in run] for run in runs)
-    print("train loss per epoch, ordinary:", ordinary, "graphed:", graphed)
-    assert graphed[-1] < graphed[0] / 2 and runs[1][-1]["val_acc"] > 0.9
-    assert graphed == pytest.approx(ordinary, rel=0.1)
+    assert runs[1][-1]["train_loss"] < runs[1][0]["train_loss"] / 2 and runs[1][-1]["val_acc"] > 0.9
+    assert_same_but_time(*runs)  # the same kernels and random numbers, as measured on an H200
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -425,10 +430,7 @@ def test_cuda_graphs_elsewhere_train_with_the_ordinary_step(tmp_path, data):
     runs = [torch_cnn.train(dataclasses.replace(TINY, cuda_graphs=graphs), *data,
                             tmp_path / str(graphs), device="cpu")["history"]
             for graphs in (False, True)]  # fmt: skip
-    for ordinary, graphed in zip(*runs, strict=True):
-        assert {k: v for k, v in ordinary.items() if k != "seconds"} == {
-            k: v for k, v in graphed.items() if k != "seconds"
-        }
+    assert_same_but_time(*runs)
 
 
 def test_config_rejects_unknown_choices():
