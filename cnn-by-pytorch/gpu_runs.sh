@@ -20,7 +20,7 @@
 set -u
 out=${1:?usage: gpu_runs.sh OUT_DIR}
 out=$(realpath -m "$out")
-budget=${GPU_SECONDS:-480}
+budget=${GPU_SECONDS:-450}
 mkdir -p "$out/gpu"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TQDM_DISABLE=1
 python=${PYTHON:-python3}

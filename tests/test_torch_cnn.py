@@ -19,10 +19,10 @@ from fashion_mnist.runlog import write_metrics
 TINY = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=2, batch_size=32, eval_batch_size=64)
 
 
-@pytest.fixture(scope="module")
-def data():
-    """Random images whose class is written into a bright square: learnable, and quick."""
-    rng = np.random.default_rng(0)
+def learnable(n_train: int, n_val: int, seed: int):
+    """Random images whose class is written into a bright square: learnable, and quick. Returns
+    train images and labels, then validation images and labels."""
+    rng = np.random.default_rng(seed)
 
     def make(n):
         labels = rng.integers(0, 10, n)
@@ -31,7 +31,12 @@ def data():
             images[i, 2 + 2 * y : 6 + 2 * y, 4:24] = 255
         return images.reshape(n, 784), labels
 
-    return (*make(96), *make(40))
+    return (*make(n_train), *make(n_val))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return learnable(96, 40, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -371,12 +376,7 @@ def test_cuda_graph_step_warms_up_captures_once_and_replays(monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need an NVIDIA GPU")
 def test_cuda_graphs_train_like_the_ordinary_step(tmp_path):
-    rng = np.random.default_rng(1)
-    labels = rng.integers(0, 10, 480)
-    images = rng.integers(0, 60, (480, 28, 28), dtype=np.uint8)
-    for i, y in enumerate(labels):
-        images[i, 2 + 2 * y : 6 + 2 * y, 4:24] = 255
-    data = (images[:400].reshape(400, 784), labels[:400], images[400:].reshape(80, 784), labels[400:])
+    data = learnable(400, 80, seed=1)  # 12 full batches of 32 and a short one of 16
     config = dataclasses.replace(TINY, epochs=3, translate=1, hflip=True, erasing=0.25, ema=0.9)
     runs = [torch_cnn.train(dataclasses.replace(config, cuda_graphs=graphs), *data,
                             tmp_path / str(graphs), device="cuda")["history"]
