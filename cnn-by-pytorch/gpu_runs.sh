@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
-# The GPU runs in one prepared run of about 7 minutes on one H200, from the repository root:
+# The GPU runs in one prepared run of about 9 minutes on one H200, from the repository root:
 #
 #     bash cnn-by-pytorch/gpu_runs.sh OUT_DIR      # make gpu: OUT_DIR is cnn-by-pytorch
 #
-# GPU_SECONDS (default 450) bounds the whole script: the ResNet runs get what the reproduction
-# runs leave of it.
-# 1. The 20-epoch reproduction alone on the GPU, to time it (target: <= 30 s), with its training
-#    step replayed as a CUDA graph (cuda_graphs=true), with cuDNN's fastest kernels and with
-#    deterministic ones. Without graphs it is bound by kernel launches: 4 ms of CPU per step for
-#    0.5 ms of GPU work on an H200 (torch.profiler, 2026-11-27), 41 s for the 20 epochs.
-# 2. Three variants of the ResNet preset at once, sharing the GPU (about 3.1 s per epoch each):
-#    without random erasing, with half as much (it has CutMix too), and with another seed.
-# Each run is recorded as OUT_DIR/gpu/NAME.json (metrics, history, hardware, provenance), with its
-# logs/ and figures/ beside it; the PyTorch notebook and the report show them. (`make resnet`
-# records the ResNet preset itself, as OUT_DIR/resnet.json.) A run that overruns its time limit is
-# stopped and has no record; if its training finished, its per-epoch log still makes one, given
-# the run's own options: `python torch_run.py PRESET --name NAME --out DIR --set ... --from-log`
-# (in cnn-by-pytorch/).
+# GPU_SECONDS (default 540) bounds the whole script: the ResNet runs get what the others leave.
+# 1. The 20-epoch reproduction alone, to time it (target: <= 30 s), its training step replayed as
+#    a CUDA graph (cuda_graphs=true) with deterministic kernels. Without graphs it is bound by
+#    kernel launches: 4 ms of CPU per step for 0.5 ms of GPU work on an H200 (torch.profiler,
+#    2026-11-27), 41 s for the 20 epochs.
+# 2. The reproduction over seeds 0-7 with each initialisation (init=he_xavier, the report's, and
+#    init=pytorch, the layers' defaults), eight runs at a time: OUT_DIR/gpu_seeds/.
+# 3. The ResNet replayed as a CUDA graph, which needs a cosine schedule instead of one-cycle and
+#    no CutMix, in two variants side by side: random erasing as in the preset and half as much.
+#    Launched op by op, one ResNet step is bound by kernel launches too (about 3.8 s per epoch
+#    alone, 3.1 s each with three side by side). The length is sized to the time left: a 3-epoch
+#    probe of both times an epoch, then the runs get as many epochs as fit (at most 300).
+# Each run is recorded as OUT_DIR/gpu/NAME.json or OUT_DIR/gpu_seeds/NAME.json (metrics, history,
+# hardware, provenance), with its logs/ and figures/ beside it; the PyTorch notebook and the
+# report show them. (`make resnet` records the ResNet preset itself, as OUT_DIR/resnet.json.)
+# A run that overruns its time limit is stopped and has no record; if its training finished, its
+# per-epoch log still makes one, given the run's own options:
+# `python torch_run.py PRESET --name NAME --out DIR --set ... --from-log` (in cnn-by-pytorch/).
 set -u
 out=${1:?usage: gpu_runs.sh OUT_DIR}
 out=$(realpath -m "$out")
-budget=${GPU_SECONDS:-450}
-mkdir -p "$out/gpu"
+budget=${GPU_SECONDS:-540}
+mkdir -p "$out/gpu" "$out/gpu_seeds"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TQDM_DISABLE=1
 python=${PYTHON:-python3}
 cd cnn-by-pytorch
@@ -40,24 +44,48 @@ train() {  # train LIMIT_SECONDS OUT NAME PRESET [--set NAME=VALUE ...]
 }
 
 SECONDS=0
-train 100 "$out/gpu" reproduction_graphs reproduction --set cuda_graphs=true --set deterministic=false
 train 100 "$out/gpu" reproduction_graphs_deterministic reproduction --set cuda_graphs=true
 
+for init in he_xavier pytorch; do
+    for seed in 0 1 2 3 4 5 6 7; do
+        train 150 "$out/gpu_seeds" "reproduction_${init}_seed$seed" reproduction \
+            --set cuda_graphs=true --set init=$init --set seed=$seed &
+    done
+    wait
+done
+
+resnet_graphed=(--set cuda_graphs=true --set schedule=cosine --set cutmix=0)
+probe=$(mktemp -d)
+train 120 "$probe" probe_a resnet --epochs 3 "${resnet_graphed[@]}" &
+train 120 "$probe" probe_b resnet --epochs 3 "${resnet_graphed[@]}" --set erasing=0.25 &
+wait
+# Epochs that fit: the slower probe's last epoch (its first includes the capture), 15% spare,
+# 40 s for the final evaluation and the figures.
+epochs=$("$python" - "$probe" $((budget - SECONDS - 40)) <<'PY'
+import csv, sys
+from pathlib import Path
+seconds = max(float(list(csv.DictReader(open(p)))[-1]["seconds"])
+              for p in Path(sys.argv[1]).glob("logs/probe_*.csv"))
+print(max(1, min(300, int(int(sys.argv[2]) / (1.15 * seconds)))), file=sys.stdout)
+print(f"probe: {seconds:.2f} s per epoch", file=sys.stderr)
+PY
+) || { echo "the ResNet probe failed: $(tail -3 "$probe"/runs/probe_*.out)"; exit 1; }
+echo "ResNets: $epochs epochs"
+
 left=$((budget - SECONDS > 1 ? budget - SECONDS : 1))
-train "$left" "$out/gpu" resnet_no_erasing resnet --set erasing=0 &
-train "$left" "$out/gpu" resnet_erasing_quarter resnet --set erasing=0.25 &
-train "$left" "$out/gpu" resnet_seed1 resnet --set seed=1 &
+train "$left" "$out/gpu" resnet_graphs resnet --epochs "$epochs" "${resnet_graphed[@]}" &
+train "$left" "$out/gpu" resnet_graphs_erasing_quarter resnet --epochs "$epochs" \
+    "${resnet_graphed[@]}" --set erasing=0.25 &
 wait
 
 "$python" - "$out" <<'PY'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-print(f"{'run':24} {'params':>9} {'epochs':>6} {'best':>4} {'val':>7} {'test':>7} {'last':>7} {'seconds':>8}")
-for path in sorted((out / "gpu").glob("*.json")):
-    if path.is_file():
-        r = json.loads(path.read_text())
-        print(f"{r['name']:24} {r['params']:>9,} {len(r['epochs']):>6} {r['selected_epoch']:>4} "
-              f"{r['val_accuracy']:>7.4f} {r['test_accuracy']:>7.4f} "
-              f"{r['epochs'][-1]['test_acc']:>7.4f} {r['train_seconds']:>8.1f}  {r['hardware']}")
+print(f"{'run':34} {'params':>9} {'epochs':>6} {'best':>4} {'val':>7} {'test':>7} {'last':>7} {'seconds':>8}")
+for path in sorted([*(out / "gpu").glob("*.json"), *(out / "gpu_seeds").glob("*.json")]):
+    r = json.loads(path.read_text())
+    print(f"{r['name']:34} {r['params']:>9,} {len(r['epochs']):>6} {r['selected_epoch']:>4} "
+          f"{r['val_accuracy']:>7.4f} {r['test_accuracy']:>7.4f} "
+          f"{r['epochs'][-1]['test_acc']:>7.4f} {r['train_seconds']:>8.1f}  {r['hardware']}")
 PY

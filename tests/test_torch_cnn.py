@@ -77,6 +77,19 @@ def test_initialisation_he_xavier_zero_bias():
         assert torch.count_nonzero(m.bias) == 0
 
 
+def test_initialisation_pytorch_keeps_the_layers_defaults():
+    config = dataclasses.replace(torch_cnn.REPRODUCTION, init="pytorch")
+    torch.manual_seed(0)
+    model = torch_cnn.build_model(config)
+    torch.manual_seed(0)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                  torch_cnn.original_net().state_dict().values(),
+                                                  strict=True))  # fmt: skip
+    bound = model.fc1.in_features**-0.5  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert 0.95 * bound < model.fc1.weight.abs().max() <= bound
+    assert torch.count_nonzero(model.fc1.bias) > 0
+
+
 def test_summary_reports_measured_shapes_and_counts():
     text = torch_cnn.summary(torch_cnn.build_model(torch_cnn.REPRODUCTION))
     assert "(64, 7, 7)" in text and "(3136,)" in text and "1,606,144" in text
@@ -375,9 +388,14 @@ def test_cuda_graph_step_warms_up_captures_once_and_replays(monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need an NVIDIA GPU")
-def test_cuda_graphs_train_like_the_ordinary_step(tmp_path):
+@pytest.mark.parametrize("optimizer", [
+    {},  # Adam at a constant rate, as the reproduction
+    {"optimizer": "sgd", "lr": 0.05, "nesterov": True, "weight_decay": 5e-4, "schedule": "cosine"},
+])  # fmt: skip
+def test_cuda_graphs_train_like_the_ordinary_step(tmp_path, optimizer):
     data = learnable(400, 80, seed=1)  # 12 full batches of 32 and a short one of 16
-    config = dataclasses.replace(TINY, epochs=3, translate=1, hflip=True, erasing=0.25, ema=0.9)
+    config = dataclasses.replace(TINY, epochs=3, translate=1, hflip=True, erasing=0.25, ema=0.9,
+                                 **optimizer)  # fmt: skip
     runs = [torch_cnn.train(dataclasses.replace(config, cuda_graphs=graphs), *data,
                             tmp_path / str(graphs), device="cuda")["history"]
             for graphs in (False, True)]  # fmt: skip
@@ -424,6 +442,7 @@ def test_cuda_graphs_refuse_what_a_replay_cannot_change():
     for change in ({"schedule": "onecycle"}, {"cutmix": 0.5}):
         with pytest.raises(ValueError, match=f"Config.cuda_graphs needs.*{next(iter(change))}"):
             dataclasses.replace(torch_cnn.REPRODUCTION, cuda_graphs=True, **change)
+    dataclasses.replace(torch_cnn.RESNET, cuda_graphs=True, schedule="cosine", cutmix=0.0)
 
 
 def test_cuda_graphs_elsewhere_train_with_the_ordinary_step(tmp_path, data):
@@ -436,6 +455,8 @@ def test_cuda_graphs_elsewhere_train_with_the_ordinary_step(tmp_path, data):
 def test_config_rejects_unknown_choices():
     with pytest.raises(ValueError, match="model"):
         torch_cnn.Config(model="vgg")
+    with pytest.raises(ValueError, match="init"):
+        torch_cnn.Config(init="lecun")
 
 
 def test_pick_device_is_a_device():
