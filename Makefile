@@ -71,8 +71,9 @@ seeds: venv data
 resnet: venv data
 	cd cnn-by-pytorch && ../$(BIN)/python torch_run.py resnet
 
-# The GPU runs in one go (the reproduction timed alone as a CUDA graph, three ResNet variants:
-# about 7 minutes on an H200): gpu/NAME.json in cnn-by-pytorch/.
+# The GPU runs in one go, about 9 minutes on an H200 (the reproduction timed alone as a CUDA graph,
+# the reproduction over seeds with each initialisation, two graphed ResNet variants):
+# gpu/NAME.json and gpu_seeds/NAME.json in cnn-by-pytorch/.
 gpu: venv data
 	PYTHON=$(abspath $(BIN)/python) bash cnn-by-pytorch/gpu_runs.sh cnn-by-pytorch
 

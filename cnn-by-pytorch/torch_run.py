@@ -190,7 +190,7 @@ def versus_original(
 
     text = (f"Test accuracy over {span(later + 1)}, on average: ours "
             f"{statistics.fmean(ours[later:]):.2%}, the original's "
-            f"{statistics.fmean(original_acc[later:n]):.2%}. Best of {span(1)} on the test set: "
+            f"{original.torch_mean_test_acc(later + 1, n, original_acc):.2%}. Best of {span(1)} on the test set: "
             f"ours {max(ours):.2%}, the original's {max(original_acc[:n]):.2%}.")  # fmt: skip
     if len(run_record["epochs"]) > n:
         text += f" Our epochs after {n} are left out: the original ran {n}."
@@ -215,7 +215,52 @@ def over_seeds(reproduction: dict, folder: Path) -> dict | None:
             runs[config.seed] = run_record
     if len(runs) < 2:
         return None
-    later = base.epochs // 2
+    return {"folder": folder.name, **_spread_over_seeds(runs, base.epochs), "left_out": left_out}
+
+
+def seeds_by_init(folder: Path) -> dict | None:
+    """The runs recorded in ``folder`` (gpu_runs.sh: the reproduction over seeds with each
+    initialisation) in groups trained alike but for the seed, in the order first recorded: each
+    group's initialisation, what it changes from the reproduction preset, and its spread over the
+    seeds as ``over_seeds`` gives it. A seed recorded twice in a group is named in ``left_out``.
+    None when no group has two seeds."""
+    groups, left_out = {}, []
+    for path, run_record, config in _recorded_in(folder):
+        runs = groups.setdefault(dataclasses.replace(config, seed=0), {})
+        if config.seed in runs:
+            left_out.append(f"{path.name} (seed {config.seed} again)")
+        else:
+            runs[config.seed] = run_record
+    rows = [{"init": config.init, "description": describe(config, torch_cnn.REPRODUCTION),
+             **_spread_over_seeds(runs, config.epochs)}
+            for config, runs in groups.items() if len(runs) >= 2]  # fmt: skip
+    return {"folder": folder.name, "groups": rows, "left_out": left_out} if rows else None
+
+
+def init_table(by_init: dict) -> pd.DataFrame:
+    """``seeds_by_init``'s groups, a row each, beside the original's one run."""
+    later = by_init["groups"][0]["later_half"]
+    span = f"{later['first_epoch']}-{later['last_epoch']}"
+    rows = [{"init": g["init"], "seeds": len(g["rows"]),
+             "test_acc (selected on val)": g["test_accuracy"]["mean"],
+             "std": g["test_accuracy"]["std"],
+             f"mean test_acc, epochs {span}": g["later_half"]["mean"],
+             "epoch 1 train_loss": g["first_epoch"]["train_loss"],
+             "epoch 1 train_acc": g["first_epoch"]["train_acc"]}
+            for g in by_init["groups"]]  # fmt: skip
+    rows.append({"init": "the original (one run)", "seeds": 1,
+                 "test_acc (selected on val)": None, "std": None,
+                 f"mean test_acc, epochs {span}": original.torch_mean_test_acc(
+                     later["first_epoch"], later["last_epoch"]),
+                 "epoch 1 train_loss": original.TORCH_FIRST_EPOCH["train_loss"],
+                 "epoch 1 train_acc": original.TORCH_FIRST_EPOCH["train_acc"]})  # fmt: skip
+    return pd.DataFrame(rows).set_index("init")
+
+
+def _spread_over_seeds(runs: dict[int, dict], epochs: int) -> dict:
+    """A row per seed's run, the spread of its two accuracies (see ``over_seeds``), and the mean
+    over the seeds of the first epoch's train loss, train accuracy and test accuracy."""
+    later = epochs // 2
     rows = [{
         "seed": seed, "name": r["name"], "selected_epoch": r["selected_epoch"],
         "val_accuracy": r["val_accuracy"], "test_accuracy": r["test_accuracy"],
@@ -228,10 +273,12 @@ def over_seeds(reproduction: dict, folder: Path) -> dict | None:
         return {"mean": statistics.fmean(values), "std": statistics.stdev(values),
                 "min": min(values), "max": max(values)}  # fmt: skip
 
-    return {"folder": folder.name, "rows": rows, "test_accuracy": spread("test_accuracy"),
-            "later_half": {"first_epoch": later + 1, "last_epoch": base.epochs,
+    first_epochs = [r["epochs"][0] for _, r in sorted(runs.items())]
+    return {"rows": rows, "test_accuracy": spread("test_accuracy"),
+            "later_half": {"first_epoch": later + 1, "last_epoch": epochs,
                            **spread("mean_test_acc_later_half")},
-            "left_out": left_out}  # fmt: skip
+            "first_epoch": {key: statistics.fmean(e[key] for e in first_epochs)
+                            for key in ("train_loss", "train_acc", "test_acc")}}  # fmt: skip
 
 
 def seeds_line(seeds: dict) -> str:

@@ -24,7 +24,6 @@ import math
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -226,7 +225,7 @@ MODEL_DEFAULTS = {
     "model": None, "implementation": None, "quick": False, "model_code_lines": None,
     "first_images_figure": None, "class_counts": None, "data": None, "gradient_check": None,
     "reproduction": None, "provenance": {}, "ablation": None, "ensemble": None, "resnet": None,
-    "gpu_runs": None,
+    "gpu_runs": None, "seeds": None, "init_seeds": None,
 }  # fmt: skip
 REPORT_DEFAULTS = {"accuracy": None, "n": None, "confusion_matrix": None, "per_class": [],
                    "most_confused": []}  # fmt: skip
@@ -308,9 +307,8 @@ def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes,
 def _beside_the_original(seeds: dict) -> dict:
     """The seeds' summary (torch_run.over_seeds) with the original's mean test accuracy over the
     same later epochs, when it ran them."""
-    first, last = seeds["later_half"]["first_epoch"], seeds["later_half"]["last_epoch"]
-    ran = last <= len(original.TORCH_TEST_ACC)
-    mean = statistics.fmean(original.TORCH_TEST_ACC[first - 1 : last]) if ran else None
+    later = seeds["later_half"]
+    mean = original.torch_mean_test_acc(later["first_epoch"], later["last_epoch"])
     return {**seeds, "original_later_half": mean}
 
 
@@ -639,7 +637,10 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
                                ("resnet", "ResNet run (needs a GPU)", "ResNet（需要 GPU）"),
                                ("gpu_runs", "runs on a GPU", "GPU 上的运行"),
                                ("seeds", "the reproduction with other seeds (make seeds)",
-                                "其他随机种子的复现（make seeds）")):  # fmt: skip
+                                "其他随机种子的复现（make seeds）"),
+                               ("init_seeds", "the reproduction over seeds with each "
+                                "initialisation (make gpu)",
+                                "两种初始化在多个随机种子下的复现（make gpu）")):  # fmt: skip
         value = torch_m.get(key) if models["cnn-by-pytorch"]["present"] else None
         if value is None and models["cnn-by-pytorch"]["present"]:
             notes.add(f"not run: {what}: cnn-by-pytorch/metrics.json has '{key}': null",
@@ -647,6 +648,9 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         extras[key] = value
     if extras["seeds"]:
         extras["seeds"] = _beside_the_original(extras["seeds"])
+    if extras["init_seeds"]:
+        extras["init_seeds"] = {**extras["init_seeds"], "groups": [
+            _beside_the_original(group) for group in extras["init_seeds"]["groups"]]}  # fmt: skip
     if extras["gpu_runs"]:
         extras["gpu_runs"] = {**extras["gpu_runs"],
                               "reproduction_times": _reproduction_times(extras["gpu_runs"])}  # fmt: skip
@@ -752,6 +756,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         "notebooks_dir": str(notebooks),
         "notes": notes.items,
         "original": original.RESULTS,
+        "original_first_epoch": original.TORCH_FIRST_EPOCH,
         "original_confusion": {
             "true": original.LARGEST_CONFUSION[0],
             "predicted": original.LARGEST_CONFUSION[1],

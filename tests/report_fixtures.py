@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 import nbformat
@@ -256,6 +257,7 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
             "implementation": "PyTorch", "quick": quick, "model_code_lines": 187,
             "reproduction": _torch_run(folder, "reproduction", 0, figs),
             "ablation": None, "ensemble": None, "resnet": None, "gpu_runs": None, "seeds": None,
+            "init_seeds": None,
             "provenance": {**PROVENANCE, "wall_seconds": 987.6},
         }  # fmt: skip
         if extras:
@@ -299,6 +301,22 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
                                "std": 0.00084, "min": 0.9215, "max": 0.9230},
                 "left_out": [],
             }  # fmt: skip
+            metrics["init_seeds"] = {"folder": "gpu_seeds", "left_out": [], "groups": [{
+                "init": init, "description": description, "rows": [
+                    {"seed": seed, "name": f"reproduction_{init}_seed{seed}", "selected_epoch": 15,
+                     "val_accuracy": 0.93, "test_accuracy": test, "mean_test_acc_later_half": test,
+                     "hardware": "NVIDIA Fake GPU 80GB"} for seed, test in enumerate(tests)],
+                "test_accuracy": {"mean": statistics.fmean(tests), "std": statistics.stdev(tests),
+                                  "min": min(tests), "max": max(tests)},
+                "later_half": {"first_epoch": 11, "last_epoch": 20, "mean": statistics.fmean(tests),
+                               "std": statistics.stdev(tests), "min": min(tests),
+                               "max": max(tests)},
+                "first_epoch": {"train_loss": loss, "train_acc": acc, "test_acc": 0.87},
+            } for init, description, tests, loss, acc in [
+                ("he_xavier", "cuda_graphs=True", [0.9201, 0.9235, 0.9151], 0.5664, 0.8074),
+                ("pytorch", "init=pytorch, cuda_graphs=True", [0.9205, 0.9256, 0.9248], 0.4622,
+                 0.8326),
+            ]]}  # fmt: skip
         if resnet:
             run = _torch_run(folder, "resnet", 3, figs)
             metrics["resnet"] = {**run, "params": 2_777_674, "layers": [],

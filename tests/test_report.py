@@ -371,6 +371,26 @@ def test_the_reproduction_over_seeds_is_reported(full):
     assert "92.69%" in md  # the original's epochs 11-20, as its report lists them
 
 
+def test_the_initialisations_over_seeds_are_reported(full):
+    """The metrics' 'init_seeds' (torch_run.seeds_by_init) as a table in the PyTorch section, a
+    row per initialisation and one for the original, in both languages."""
+    groups = full["metrics"]["cnn-by-pytorch"]["init_seeds"]["groups"]
+    theirs = statistics.fmean(original.TORCH_TEST_ACC[10:20])
+    for text, original_row in ((full["md"], "the original (one run, selected on test)"),
+                               (full["zh"], "原报告（单次运行，按测试集选择）")):  # fmt: skip
+        rows = tables(text)["init-seeds"]
+        assert [r[0] for r in rows[1:]] == ["`he_xavier`", "`pytorch`", original_row]
+        for row, g in zip(rows[1:], groups, strict=False):
+            test, later = g["test_accuracy"], g["later_half"]
+            assert row[1:] == [str(len(g["rows"])),
+                               f"{100 * test['mean']:.2f} ± {100 * test['std']:.2f}",
+                               f"{100 * later['mean']:.2f} ± {100 * later['std']:.2f}",
+                               f"{g['first_epoch']['train_loss']:.4f}",
+                               f"{100 * g['first_epoch']['train_acc']:.2f}"]  # fmt: skip
+        assert rows[-1][1:] == ["1", "93.00", f"{100 * theirs:.2f}", "0.4571", "83.49"]
+    assert "`init=pytorch` keeps each layer's PyTorch default" in " ".join(full["md"].split())
+
+
 def test_the_reproductions_gpu_times_are_compared(full):
     """The slowest and fastest full-length reproduction among the GPU runs (the improved run, and
     any shorter one, left out), in both languages."""
@@ -690,7 +710,8 @@ def _break_inputs(runs: dict) -> None:
     write_json(myself / "metrics.json", metrics)
     metrics = read_json(torch / "metrics.json")
     write_json(torch / "metrics.json", {**metrics, "reproduction": None, "ablation": None,
-                                        "gpu_runs": None, "seeds": None})  # fmt: skip
+                                        "gpu_runs": None, "seeds": None,
+                                        "init_seeds": None})  # fmt: skip
     (runs["notebooks"] / "cnn-by-pytorch.ipynb").write_text("{ not json", encoding="utf-8")
 
 
@@ -710,6 +731,8 @@ def test_every_note_is_in_both_languages(tmp_path, figure_cache):
         "未运行：ResNet（需要 GPU）：cnn-by-pytorch/metrics.json 中 'resnet' 为 null",
         "未运行：GPU 上的运行：cnn-by-pytorch/metrics.json 中 'gpu_runs' 为 null",
         "未运行：其他随机种子的复现（make seeds）：cnn-by-pytorch/metrics.json 中 'seeds' 为 null",
+        "未运行：两种初始化在多个随机种子下的复现（make gpu）：cnn-by-pytorch/metrics.json 中 "
+        "'init_seeds' 为 null",
     ]  # fmt: skip
     zh_notes = [n["zh"] for n in notes]
     for note in expected_zh:
