@@ -220,20 +220,33 @@ def over_seeds(reproduction: dict, folder: Path) -> dict | None:
 
 def seeds_by_init(folder: Path) -> dict | None:
     """The runs recorded in ``folder`` (gpu_runs.sh: the reproduction over seeds with each
-    initialisation) in groups trained alike but for the seed, in the order first recorded: each
-    group's initialisation, what it changes from the reproduction preset, and its spread over the
-    seeds as ``over_seeds`` gives it. A seed recorded twice in a group is named in ``left_out``.
-    None when no group has two seeds."""
+    initialisation) in groups trained alike but for the seed, in file-name order: each group's
+    initialisation, what it changes from the reproduction preset, and its spread over the seeds
+    as ``over_seeds`` gives it. Named in ``left_out``: a seed recorded twice in a group, a run with
+    no other seed trained alike, and groups of another length than the first. None when no group
+    has two seeds."""
     groups, left_out = {}, []
     for path, run_record, config in _recorded_in(folder):
-        runs = groups.setdefault(dataclasses.replace(config, seed=0), {})
-        if config.seed in runs:
+        trained_as = tuple(d for d in torch_cnn.differences(config, torch_cnn.REPRODUCTION)
+                           if not d.startswith("seed="))  # fmt: skip
+        runs = groups.setdefault(trained_as, {"config": config, "runs": {}, "paths": []})
+        if config.seed in runs["runs"]:
             left_out.append(f"{path.name} (seed {config.seed} again)")
         else:
-            runs[config.seed] = run_record
-    rows = [{"init": config.init, "description": describe(config, torch_cnn.REPRODUCTION),
-             **_spread_over_seeds(runs, config.epochs)}
-            for config, runs in groups.items() if len(runs) >= 2]  # fmt: skip
+            runs["runs"][config.seed] = run_record
+            runs["paths"].append(path)
+    rows = []
+    for trained_as, group in groups.items():
+        config = group["config"]
+        if len(group["runs"]) < 2:
+            left_out += [f"{p.name} (no other seed trained alike)" for p in group["paths"]]
+        elif rows and config.epochs != rows[0]["later_half"]["last_epoch"]:
+            left_out += [f"{p.name} ({config.epochs} epochs, not {rows[0]['later_half']['last_epoch']})"
+                         for p in group["paths"]]  # fmt: skip
+        else:
+            rows.append({"init": config.init,
+                         "description": ", ".join(trained_as) or "the reproduction configuration",
+                         **_spread_over_seeds(group["runs"], config.epochs)})  # fmt: skip
     return {"folder": folder.name, "groups": rows, "left_out": left_out} if rows else None
 
 
@@ -241,25 +254,22 @@ def init_table(by_init: dict) -> pd.DataFrame:
     """``seeds_by_init``'s groups, a row each, beside the original's one run."""
     later = by_init["groups"][0]["later_half"]
     span = f"{later['first_epoch']}-{later['last_epoch']}"
-    rows = [{"init": g["init"], "seeds": len(g["rows"]),
-             "test_acc (selected on val)": g["test_accuracy"]["mean"],
-             "std": g["test_accuracy"]["std"],
+    rows = [{"init": g["init"], "trained as": g["description"], "seeds": len(g["rows"]),
+             "test_acc (selected)": g["test_accuracy"]["mean"], "std": g["test_accuracy"]["std"],
              f"mean test_acc, epochs {span}": g["later_half"]["mean"],
-             "epoch 1 train_loss": g["first_epoch"]["train_loss"],
-             "epoch 1 train_acc": g["first_epoch"]["train_acc"]}
+             **{f"epoch 1 {key}": value for key, value in g["epoch_1"].items()}}
             for g in by_init["groups"]]  # fmt: skip
-    rows.append({"init": "the original (one run)", "seeds": 1,
-                 "test_acc (selected on val)": None, "std": None,
+    rows.append({"init": "the original", "trained as": "one run, selected on test", "seeds": 1,
+                 "test_acc (selected)": original.RESULTS["cnn-by-pytorch"], "std": None,
                  f"mean test_acc, epochs {span}": original.torch_mean_test_acc(
                      later["first_epoch"], later["last_epoch"]),
-                 "epoch 1 train_loss": original.TORCH_FIRST_EPOCH["train_loss"],
-                 "epoch 1 train_acc": original.TORCH_FIRST_EPOCH["train_acc"]})  # fmt: skip
+                 **{f"epoch 1 {key}": value for key, value in original.TORCH_EPOCH_1.items()}})  # fmt: skip
     return pd.DataFrame(rows).set_index("init")
 
 
 def _spread_over_seeds(runs: dict[int, dict], epochs: int) -> dict:
     """A row per seed's run, the spread of its two accuracies (see ``over_seeds``), and the mean
-    over the seeds of the first epoch's train loss, train accuracy and test accuracy."""
+    over the seeds of epoch 1's train loss, train accuracy and test accuracy."""
     later = epochs // 2
     rows = [{
         "seed": seed, "name": r["name"], "selected_epoch": r["selected_epoch"],
@@ -273,12 +283,12 @@ def _spread_over_seeds(runs: dict[int, dict], epochs: int) -> dict:
         return {"mean": statistics.fmean(values), "std": statistics.stdev(values),
                 "min": min(values), "max": max(values)}  # fmt: skip
 
-    first_epochs = [r["epochs"][0] for _, r in sorted(runs.items())]
+    epochs_1 = [r["epochs"][0] for _, r in sorted(runs.items())]
     return {"rows": rows, "test_accuracy": spread("test_accuracy"),
             "later_half": {"first_epoch": later + 1, "last_epoch": epochs,
                            **spread("mean_test_acc_later_half")},
-            "first_epoch": {key: statistics.fmean(e[key] for e in first_epochs)
-                            for key in ("train_loss", "train_acc", "test_acc")}}  # fmt: skip
+            "epoch_1": {key: statistics.fmean(e[key] for e in epochs_1)
+                        for key in ("train_loss", "train_acc", "test_acc")}}  # fmt: skip
 
 
 def seeds_line(seeds: dict) -> str:

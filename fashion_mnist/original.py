@@ -13,6 +13,9 @@ NUMPY_TEST_ACC = {1000: 0.8016, 2000: 0.8264, 3000: 0.8462, 4000: 0.8534, 5000: 
 TORCH_TEST_ACC = (0.8797, 0.8907, 0.9011, 0.9083, 0.9161, 0.9136, 0.9232, 0.9252, 0.9255, 0.9258,
                   0.9299, 0.9248, 0.9300, 0.9257, 0.9243, 0.9257, 0.9266, 0.9289, 0.9271, 0.9264)  # fmt: skip
 
+# Its first epoch's log line: "Epoch [1/20]  Train Loss: 0.4571  Acc: 0.8349  Test Loss: 0.3226
+# Acc: 0.8797".
+TORCH_EPOCH_1 = {"train_loss": 0.4571, "train_acc": 0.8349, "test_acc": TORCH_TEST_ACC[0]}
 
 
 def torch_mean_test_acc(first: int, last: int, accs: tuple = TORCH_TEST_ACC) -> float | None:
@@ -21,10 +24,6 @@ def torch_mean_test_acc(first: int, last: int, accs: tuple = TORCH_TEST_ACC) -> 
     return statistics.fmean(accs[first - 1 : last]) if 1 <= first <= last <= len(accs) else None
 
 
-# Its first epoch's log line: "Epoch [1/20]  Train Loss: 0.4571  Acc: 0.8349  Test Loss: 0.3226
-# Acc: 0.8797".
-TORCH_FIRST_EPOCH = {"train_loss": 0.4571, "train_acc": 0.8349, "test_loss": 0.3226,
-                     "test_acc": 0.8797}  # fmt: skip
 
 RESULTS = {
     # the final NumPy checkpoint (step5000)

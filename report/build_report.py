@@ -305,8 +305,8 @@ def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes,
 
 
 def _beside_the_original(seeds: dict) -> dict:
-    """The seeds' summary (torch_run.over_seeds) with the original's mean test accuracy over the
-    same later epochs, when it ran them."""
+    """A spread over seeds (torch_run.over_seeds, or a group of torch_run.seeds_by_init) with the
+    original's mean test accuracy over the same later epochs, when it ran them."""
     later = seeds["later_half"]
     mean = original.torch_mean_test_acc(later["first_epoch"], later["last_epoch"])
     return {**seeds, "original_later_half": mean}
@@ -640,7 +640,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
                                 "其他随机种子的复现（make seeds）"),
                                ("init_seeds", "the reproduction over seeds with each "
                                 "initialisation (make gpu)",
-                                "两种初始化在多个随机种子下的复现（make gpu）")):  # fmt: skip
+                                "各初始化方式在多个随机种子下的复现（make gpu）")):  # fmt: skip
         value = torch_m.get(key) if models["cnn-by-pytorch"]["present"] else None
         if value is None and models["cnn-by-pytorch"]["present"]:
             notes.add(f"not run: {what}: cnn-by-pytorch/metrics.json has '{key}': null",
@@ -756,7 +756,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         "notebooks_dir": str(notebooks),
         "notes": notes.items,
         "original": original.RESULTS,
-        "original_first_epoch": original.TORCH_FIRST_EPOCH,
+        "original_epoch_1": original.TORCH_EPOCH_1,
         "original_confusion": {
             "true": original.LARGEST_CONFUSION[0],
             "predicted": original.LARGEST_CONFUSION[1],

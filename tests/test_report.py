@@ -373,22 +373,28 @@ def test_the_reproduction_over_seeds_is_reported(full):
 
 def test_the_initialisations_over_seeds_are_reported(full):
     """The metrics' 'init_seeds' (torch_run.seeds_by_init) as a table in the PyTorch section, a
-    row per initialisation and one for the original, in both languages."""
-    groups = full["metrics"]["cnn-by-pytorch"]["init_seeds"]["groups"]
+    row per initialisation and one for the original, what was left out below it; both languages."""
+    by_init = full["metrics"]["cnn-by-pytorch"]["init_seeds"]
     theirs = statistics.fmean(original.TORCH_TEST_ACC[10:20])
-    for text, original_row in ((full["md"], "the original (one run, selected on test)"),
-                               (full["zh"], "原报告（单次运行，按测试集选择）")):  # fmt: skip
+    md, zh = " ".join(full["md"].split()), " ".join(full["zh"].split())
+    for text, original_row in ((full["md"], ["the original", "one run, selected on test"]),
+                               (full["zh"], ["原报告", "单次运行，按测试集选择"])):  # fmt: skip
         rows = tables(text)["init-seeds"]
-        assert [r[0] for r in rows[1:]] == ["`he_xavier`", "`pytorch`", original_row]
-        for row, g in zip(rows[1:], groups, strict=False):
-            test, later = g["test_accuracy"], g["later_half"]
-            assert row[1:] == [str(len(g["rows"])),
+        assert [r[:2] for r in rows[1:]] == [["`he_xavier`", "cuda_graphs=True"],
+                                            ["`pytorch`", "init=pytorch, cuda_graphs=True"],
+                                            original_row]  # fmt: skip
+        for row, g in zip(rows[1:], by_init["groups"], strict=False):
+            test, later, first = g["test_accuracy"], g["later_half"], g["epoch_1"]
+            assert row[2:] == [str(len(g["rows"])),
                                f"{100 * test['mean']:.2f} ± {100 * test['std']:.2f}",
                                f"{100 * later['mean']:.2f} ± {100 * later['std']:.2f}",
-                               f"{g['first_epoch']['train_loss']:.4f}",
-                               f"{100 * g['first_epoch']['train_acc']:.2f}"]  # fmt: skip
-        assert rows[-1][1:] == ["1", "93.00", f"{100 * theirs:.2f}", "0.4571", "83.49"]
-    assert "`init=pytorch` keeps each layer's PyTorch default" in " ".join(full["md"].split())
+                               f"{first['train_loss']:.4f}", f"{100 * first['train_acc']:.2f}",
+                               f"{100 * first['test_acc']:.2f}"]  # fmt: skip
+        assert rows[-1][2:] == ["1", "93.00", f"{100 * theirs:.2f}", "0.4571", "83.49", "87.97"]
+    assert "`init=pytorch` keeps each layer's PyTorch default" in md
+    assert "Left out: reproduction_lr_seed0.json (no other seed trained alike)." in md
+    assert "`init=pytorch` 则保留各层在 PyTorch 中的默认初始化" in zh
+    assert "未计入：reproduction_lr_seed0.json (no other seed trained alike)。" in zh
 
 
 def test_the_reproductions_gpu_times_are_compared(full):
@@ -731,7 +737,7 @@ def test_every_note_is_in_both_languages(tmp_path, figure_cache):
         "未运行：ResNet（需要 GPU）：cnn-by-pytorch/metrics.json 中 'resnet' 为 null",
         "未运行：GPU 上的运行：cnn-by-pytorch/metrics.json 中 'gpu_runs' 为 null",
         "未运行：其他随机种子的复现（make seeds）：cnn-by-pytorch/metrics.json 中 'seeds' 为 null",
-        "未运行：两种初始化在多个随机种子下的复现（make gpu）：cnn-by-pytorch/metrics.json 中 "
+        "未运行：各初始化方式在多个随机种子下的复现（make gpu）：cnn-by-pytorch/metrics.json 中 "
         "'init_seeds' 为 null",
     ]  # fmt: skip
     zh_notes = [n["zh"] for n in notes]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import types
 
 import numpy as np
@@ -242,11 +243,52 @@ def test_resume_ends_with_the_same_weights(tmp_path, data):
     for part in ("model", "ema"):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), (part, key)
+    assert_same_but_time(whole["history"], resumed["history"])
 
-    def strip(history):
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
-    assert strip(whole["history"]) == strip(resumed["history"])
+def test_resume_gives_the_learning_rate_the_kind_this_run_steps_with(tmp_path, data, monkeypatch):
+    """A graphed run keeps its learning rate in a tensor (make_optimizer), any other in a float. A
+    checkpoint resumed by the other kind of run (graphed on CUDA, then not, or the other way round)
+    must give it the kind it needs: a captured graph would replay a float rate as captured. The
+    graphs are faked on the CPU: the ordinary step stands in for the captured one."""
+    config = dataclasses.replace(TINY, epochs=3, optimizer="sgd", lr=0.05, nesterov=True,
+                                 schedule="cosine", cuda_graphs=True)  # fmt: skip
+    monkeypatch.setattr(torch_cnn, "CUDAGraphStep", lambda step, batch_size, device: step)
+
+    def interrupt(record):
+        raise KeyboardInterrupt
+
+    for first, then in ((True, False), (False, True)):
+        out = tmp_path / f"graphed_{first}_then_{then}"
+        monkeypatch.setattr(torch_cnn, "_graphed", lambda config, device, graphed=first: graphed)
+        with pytest.raises(KeyboardInterrupt):
+            torch_cnn.train(config, *data, out, on_epoch=interrupt, device="cpu")
+        monkeypatch.setattr(torch_cnn, "_graphed", lambda config, device, graphed=then: graphed)
+        history = torch_cnn.train(config, *data, out, device="cpu")["history"]
+        rates = [torch.load(torch_cnn.checkpoint_path(out, epoch), weights_only=True)
+                 ["optimizer"]["param_groups"][0]["lr"] for epoch in (1, 2, 3)]  # fmt: skip
+        kind = {True: torch.Tensor, False: float}
+        assert [type(rate) for rate in rates] == [kind[first], kind[then], kind[then]]
+        assert history[1]["lr"] < history[0]["lr"]  # the schedule goes on
+
+
+def test_a_graphed_optimizer_reads_the_rate_the_scheduler_writes(monkeypatch):
+    """When graphed, the learning rate is one tensor that the scheduler updates in place, so that
+    every replay of the captured step reads the current rate (checked on a CPU, graphs faked)."""
+    monkeypatch.setattr(torch_cnn, "_graphed", lambda config, device: config.cuda_graphs)
+    config = dataclasses.replace(torch_cnn.RESNET, cuda_graphs=True, schedule="cosine", cutmix=0.0)
+    model = nn.Linear(4, 2)
+    optimizer = torch_cnn.make_optimizer(config, model)
+    scheduler = torch_cnn.make_scheduler(config, optimizer, total_steps=10)
+    rate = optimizer.param_groups[0]["lr"]
+    assert isinstance(rate, torch.Tensor) and rate.item() == pytest.approx(config.lr)
+    for step in range(1, 6):
+        model(torch.ones(3, 4)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+        assert optimizer.param_groups[0]["lr"] is rate  # the same tensor, rewritten
+        cosine = config.lr * (1 + math.cos(math.pi * step / 10)) / 2
+        assert rate.item() == pytest.approx(cosine, rel=1e-6)
 
 
 def test_nondeterministic_runs_let_cudnn_choose(tmp_path, data, monkeypatch):
@@ -388,23 +430,28 @@ def test_cuda_graph_step_warms_up_captures_once_and_replays(monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need an NVIDIA GPU")
-@pytest.mark.parametrize("optimizer", [
+@pytest.mark.parametrize("changes", [
     {},  # Adam at a constant rate, as the reproduction
     {"optimizer": "sgd", "lr": 0.05, "nesterov": True, "weight_decay": 5e-4, "schedule": "cosine"},
 ])  # fmt: skip
-def test_cuda_graphs_train_like_the_same_step_run_eagerly(tmp_path, monkeypatch, optimizer):
+def test_cuda_graphs_train_like_the_same_step_run_eagerly(tmp_path, monkeypatch, changes):
     """Replays of the captured step against the same step never captured (every full batch a
-    warm-up step): the same kernels, random numbers and learning-rate tensor. (Against the ordinary
-    step, whose rate is a Python float, a scheduled rate differs by its float32 rounding; at a
-    constant rate the weights were identical on an H200, only the logged rate's last digits not.)"""
+    warm-up step): the same kernels, random numbers and learning-rate tensor. Against the ordinary
+    step, whose rate is a Python float: the same at a constant rate but for the logged rate's
+    float32 rounding (as measured on an H200); a scheduled rate differs by that rounding."""
     data = learnable(400, 80, seed=1)  # 12 full batches of 32 and a short one of 16
     config = dataclasses.replace(TINY, epochs=3, translate=1, hflip=True, erasing=0.25, ema=0.9,
-                                 cuda_graphs=True, **optimizer)  # fmt: skip
+                                 cuda_graphs=True, **changes)  # fmt: skip
     graphed = torch_cnn.train(config, *data, tmp_path / "graphed", device="cuda")["history"]
+    ordinary = torch_cnn.train(dataclasses.replace(config, cuda_graphs=False), *data,
+                               tmp_path / "ordinary", device="cuda")["history"]  # fmt: skip
     monkeypatch.setattr(torch_cnn.CUDAGraphStep, "warmup_steps", 10**9)
     eager = torch_cnn.train(config, *data, tmp_path / "eager", device="cuda")["history"]
     assert graphed[-1]["train_loss"] < graphed[0]["train_loss"] / 2 and graphed[-1]["val_acc"] > 0.9
     assert_same_but_time(graphed, eager)
+    assert [r["lr"] for r in graphed] == pytest.approx([r["lr"] for r in ordinary], rel=1e-6)
+    if config.schedule == "constant":
+        assert_same_but_time(*([{**r, "lr": None} for r in run] for run in (graphed, ordinary)))
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -605,7 +652,7 @@ def test_the_reproduction_is_compared_with_the_original_epoch_for_epoch():
 
 def seed_record(name, seed, test_accs, selected, **changes):
     """A recorded 4-epoch reproduction run, as much of it as the seed summaries read."""
-    config = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=4, seed=seed, **changes)
+    config = dataclasses.replace(torch_cnn.REPRODUCTION, **{"epochs": 4, "seed": seed, **changes})
     epochs = [{"epoch": e, "train_loss": 1 - t, "train_acc": t, "test_acc": t}
               for e, t in enumerate(test_accs, start=1)]  # fmt: skip
     return {"name": name, "config": dataclasses.asdict(config), "epochs": epochs,
@@ -658,13 +705,21 @@ def test_seeds_by_init_groups_runs_trained_alike_but_for_the_seed(tmp_path):
     he, pt = by_init["groups"]
     assert (he["init"], he["description"]) == ("he_xavier", "epochs=4")
     assert (pt["init"], pt["description"]) == ("pytorch", "init=pytorch, epochs=4")
+    assert by_init["left_out"] == ["pt_seed1_again.json (seed 1 again)",
+                                   "lr_seed0.json (no other seed trained alike)"]  # fmt: skip
     assert [r["name"] for r in pt["rows"]] == ["pt_seed0", "pt_seed1"]
     assert pt["test_accuracy"]["mean"] == pytest.approx(0.91)  # epoch 3 of each
     assert pt["later_half"]["mean"] == pytest.approx((0.92 + 0.92 + 0.90 + 0.94) / 4)
     assert he["test_accuracy"]["std"] == pytest.approx(np.std([0.90, 0.88], ddof=1))
-    assert pt["first_epoch"] == pytest.approx({"train_loss": 0.2, "train_acc": 0.8, "test_acc": 0.8})
+    assert pt["epoch_1"] == pytest.approx({"train_loss": 0.2, "train_acc": 0.8, "test_acc": 0.8})
     table = torch_run.init_table(by_init)  # beside the original's run
-    assert table.index.tolist() == ["he_xavier", "pytorch", "the original (one run)"]
+    assert table.index.tolist() == ["he_xavier", "pytorch", "the original"]
     assert table["epoch 1 train_loss"].tolist() == pytest.approx([0.2, 0.2, 0.4571])
     assert table["mean test_acc, epochs 3-4"].iloc[-1] == pytest.approx((0.9011 + 0.9083) / 2)
-    assert by_init["left_out"] == ["pt_seed1_again.json (seed 1 again)"]
+    assert table["test_acc (selected)"].iloc[-1] == 0.93  # the original's, selected on test
+    (tmp_path / "long_seed0.json").write_text(json.dumps(seed_record("long_seed0", 0, [0.5] * 4, 3,
+                                                                     epochs=5, lr=0.1)))  # fmt: skip
+    (tmp_path / "long_seed1.json").write_text(json.dumps(seed_record("long_seed1", 1, [0.5] * 4, 3,
+                                                                     epochs=5, lr=0.1)))  # fmt: skip
+    left_out = torch_run.seeds_by_init(tmp_path)["left_out"]
+    assert "long_seed0.json (5 epochs, not 4)" in left_out  # its later half differs
