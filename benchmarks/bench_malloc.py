@@ -24,13 +24,12 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
 from fashion_mnist.memory import keep_freed_memory, without_malloc_settings
 from fashion_mnist.results import import_model_module
-from fashion_mnist.runlog import benchmark_options, run_benchmark
+from fashion_mnist.runlog import alternate, benchmark_options, run_benchmark, worker_result
 
 MODES = ("default", "kept")
 EVAL_PER_TRAIN_IMAGE = 15_000 / 55_000  # an epoch: 55,000 trained, 5,000 + 10,000 evaluated
@@ -75,18 +74,12 @@ def measure(mode: str, steps: int, warmup: int) -> dict:
 
 def run_worker(mode: str, steps: int, warmup: int) -> dict:
     """One measurement in a fresh process, without the environment's malloc settings."""
-    env = without_malloc_settings(os.environ)
     cmd = [sys.executable, __file__, "--worker", mode, "--steps", str(steps), "--warmup", str(warmup)]
-    # stdout carries the result; a failing worker's traceback goes straight to the terminal
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return worker_result(cmd, without_malloc_settings(os.environ))
 
 
 def benchmark(rounds: int, steps: int, warmup: int) -> dict:
-    runs = {mode: [] for mode in MODES}
-    for r in range(rounds):
-        for mode in MODES if r % 2 == 0 else reversed(MODES):
-            runs[mode].append(run_worker(mode, steps, warmup))
+    runs = alternate(MODES, rounds, lambda mode: run_worker(mode, steps, warmup))
     results = {
         mode: {key: statistics.median(run[key] for run in runs[mode]) for key in runs[mode][0]}
         for mode in MODES

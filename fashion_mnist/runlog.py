@@ -240,6 +240,24 @@ def benchmark_options(parser: argparse.ArgumentParser, steps: int, warmup: int) 
                         help="also save the results with the settings and provenance as JSON")  # fmt: skip
 
 
+def worker_result(cmd: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run one benchmark measurement as ``cmd`` in a fresh process; the JSON object it printed
+    last on stdout. A failing worker's traceback goes straight to the terminal."""
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def alternate(modes: tuple[str, ...], rounds: int, measure: Callable[[str], dict]
+              ) -> dict[str, list[dict]]:  # fmt: skip
+    """``measure(mode)`` for each mode in each of ``rounds`` rounds, in reverse order every other
+    round (these machines are noisy: neither side always runs first); each mode's results."""
+    runs = {mode: [] for mode in modes}
+    for r in range(rounds):
+        for mode in modes if r % 2 == 0 else reversed(modes):
+            runs[mode].append(measure(mode))
+    return runs
+
+
 def run_benchmark(args: argparse.Namespace, measure_all: Callable[[], dict],
                   table: Callable[[dict], str], threads: Callable[[dict], int]) -> None:  # fmt: skip
     """Print ``measure_all()``'s results as ``table(results)`` (or JSON with --json) and, with
