@@ -80,6 +80,7 @@ gpu: venv data
 bench: venv
 	$(BIN)/python benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json
 	$(BIN)/python benchmarks/bench_malloc.py --record benchmarks/bench_malloc.json
+	$(BIN)/python benchmarks/bench_epoch.py --record benchmarks/bench_epoch.json
 
 lint: venv
 	$(BIN)/ruff check .

@@ -2,14 +2,14 @@
 """Build the report (English and Chinese Markdown, self-contained HTML, PDF) from both runs.
 
 Reads only what the two notebooks saved (``metrics.json``, ``logs/``, ``figures/`` of each model
-folder, and the executed notebooks) and the speed benchmark's ``benchmarks/bench_lenet.json``
-(``make bench``); nothing is retrained or re-measured. Every number in the report comes from
+folder, and the executed notebooks) and the speed benchmarks' ``benchmarks/bench_lenet.json``
+and ``bench_epoch.json`` beside it (``make bench``); nothing is retrained or re-measured. Every number in the report comes from
 those files or from ``fashion_mnist.original``, which cites ``ORIGINAL_REPORT.md``.
 
     python report/build_report.py            # full build: model folders -> report/ (+ README)
     python report/build_report.py --quick    # runs/quick/<model>/ -> runs/quick/report/
     python report/build_report.py --myself DIR --pytorch DIR --out DIR --notebooks DIR
-    python report/build_report.py --bench FILE   # another speed benchmark JSON (make bench)
+    python report/build_report.py --bench FILE   # another bench_lenet JSON (bench_epoch.json beside it)
 
 A missing input (a model that has not run, an experiment that was skipped) is printed, naming
 what is missing, and its section is marked "not run"; the report is built all the same.
@@ -183,6 +183,39 @@ def _load_bench(path: Path, notes: Notes) -> dict | None:
     settings = {k: _number(data.get(k)) for k in ("rounds", "steps", "warmup", "threads")}
     provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
     return {"path": str(path), "rows": rows, **settings, "provenance": provenance}
+
+
+EPOCH_BENCH_COMMAND = "python benchmarks/bench_epoch.py --record benchmarks/bench_epoch.json"
+
+
+def _load_epoch_bench(path: Path, notes: Notes) -> dict | None:
+    """One epoch of the PyTorch reproduction, ours against a plain loop (``make bench``:
+    ``benchmarks/bench_epoch.py``), or None with a note when the file is missing or unreadable."""
+    how_en, how_zh = (f"run `make bench`, i.e. `{EPOCH_BENCH_COMMAND}`",
+                      f"请运行 `make bench`，即 `{EPOCH_BENCH_COMMAND}`")  # fmt: skip
+    try:
+        data = read_json(path)
+        results = data["results"]
+        row = {"ours": _number(results["ours"]["seconds"]),
+               "plain": _number(results["plain"]["seconds"]), "ratio": _number(results["ratio"])}
+        if None in row.values():
+            raise ValueError("a figure is not a number")
+    except FileNotFoundError:
+        notes.add(f"missing input: no epoch benchmark results at {path} ({how_en}); the "
+                  "comparison of our epoch with a plain PyTorch loop is left out",
+                  f"缺少输入：{path} 处没有单轮训练的基准测试结果（{how_zh}）；"
+                  "省略我们的训练循环与朴素 PyTorch 循环的对比")  # fmt: skip
+        return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        reason = f"no {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__
+        notes.add(f"epoch benchmark results at {path} could not be read ({reason}); {how_en} "
+                  "again; the comparison of our epoch with a plain PyTorch loop is left out",
+                  f"无法读取 {path} 处单轮训练的基准测试结果（{reason}）；{how_zh} 重新生成；"
+                  "省略我们的训练循环与朴素 PyTorch 循环的对比")  # fmt: skip
+        return None
+    provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
+    settings = {k: _number(data.get(k)) for k in ("rounds", "steps", "threads")}
+    return {**row, **settings, "provenance": provenance}
 
 
 def _shown_path(path: Path) -> str:
@@ -662,6 +695,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         extras["resnet"] = resnet
 
     bench_results = _load_bench(Path(bench), notes)
+    epoch_bench = _load_epoch_bench(Path(bench).parent / "bench_epoch.json", notes)
     our_speed = _reproduction_speed(models["cnn-by-myself"].get("reproduction"))
 
     t0 = time.perf_counter()
@@ -773,6 +807,7 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         "ensemble_best_member": ensemble_best_member,
         "speedup": speedup,
         "bench": bench_results,
+        "epoch_bench": epoch_bench,
         "bench_path": _shown_path(Path(bench)),
         "original_speed": original.NUMPY_SPEED,
         "our_speed": our_speed,

@@ -185,8 +185,15 @@ BENCH_RESULTS = {
 }  # fmt: skip
 
 
+# What ``bench_epoch.py --record`` writes, but the provenance (make_fake_bench adds it).
+EPOCH_BENCH = {"rounds": 5, "steps": 430, "warmup": 5, "threads": 2, "results": {
+    "ours": {"seconds": 37.81, "threads": 2}, "plain": {"seconds": 57.96, "threads": 2},
+    "ratio": 0.6704}}  # fmt: skip
+
+
 def make_fake_bench(path: Path, *, shape: str = "current") -> dict:
-    """Write a fake ``benchmarks/bench_lenet.json`` at ``path``; returns what was written.
+    """Write a fake ``benchmarks/bench_lenet.json`` at ``path``, with ``bench_epoch.json`` beside
+    it for the "current" shape; returns what was written to ``path``.
 
     ``shape``: "current" (what ``bench_lenet.py --record`` writes: rounds, steps, warmup,
     threads, results, provenance), "old" (the first recorded file: a command line, results and
@@ -202,6 +209,7 @@ def make_fake_bench(path: Path, *, shape: str = "current") -> dict:
     if shape == "current":
         data = {"rounds": 7, "steps": 250, "warmup": 15, "threads": 3,
                 "results": BENCH_RESULTS, "provenance": provenance}  # fmt: skip
+        write_json(path.parent / "bench_epoch.json", EPOCH_BENCH | {"provenance": provenance})
     elif shape == "old":
         data = {"command": "python benchmarks/bench_lenet.py --json (5 rounds x 300 steps)",
                 "results": BENCH_RESULTS, "provenance": provenance}  # fmt: skip

@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from report_fixtures import make_fake_bench, make_fake_runs
+from report_fixtures import EPOCH_BENCH, make_fake_bench, make_fake_runs
 
 from fashion_mnist import REPO_ROOT, original
 from fashion_mnist.files import read_json, write_json
@@ -46,15 +46,21 @@ def figure_cache(tmp_path_factory) -> Path:
 
 
 def _build(root: Path, figure_cache: Path, *, quick=False, pdf=False, readme=True, damage=None,
-           bench="current", **fake):  # fmt: skip
+           bench="current", epoch_bench=True, **fake):  # fmt: skip
     """Fake runs under ``root/runs`` (``damage(runs)`` may then break them), built into
     ``root/out``; a README with a results block at ``root/README.md`` unless ``readme`` is False;
-    a fake speed benchmark at ``root/bench_lenet.json`` of the shape ``bench`` (None: none)."""
+    a fake speed benchmark at ``root/bench_lenet.json`` of the shape ``bench`` (None: none), with
+    ``root/bench_epoch.json`` beside it for the "current" shape: as made when ``epoch_bench`` is
+    True, else removed, and replaced by ``epoch_bench`` when that is text."""
     runs = make_fake_runs(root / "runs", figure_cache=figure_cache, quick=quick, **fake)
     if damage is not None:
         damage(runs)
     bench_path = root / "bench_lenet.json"
     bench_data = make_fake_bench(bench_path, shape=bench) if bench else None
+    if epoch_bench is not True:
+        (root / "bench_epoch.json").unlink()
+        if epoch_bench is not None:
+            (root / "bench_epoch.json").write_text(epoch_bench, encoding="utf-8")
     readme_path = None
     if readme:
         readme_path = root / "README.md"
@@ -577,6 +583,27 @@ def test_speed_from_an_old_benchmark_file(tmp_path, figure_cache):
             assert f"每步 {per_step} 秒" in section
             assert f"每步的速度是原代码的 **{factor} 倍**" in section
     assert "<!-- table: speed -->" in built["html"] and "<!-- table: speed -->" in built["zh_html"]
+
+
+def test_the_epoch_benchmark_is_reported(full):
+    """bench_epoch.json beside bench_lenet.json: ours against the plain loop, in both languages."""
+    md, zh = (" ".join(speed_section(full[lang], lang).split()) for lang in ("md", "zh"))
+    assert ("ours took 37.8 s and the plain loop 58.0 s (medians), ours **0.67** times the plain "
+            "loop's time (median of the per-round ratios), with 2 threads on Bench CPU @ 3.1GHz") in md
+    assert "430 steps" in md and "alternating over 5 rounds" in md
+    assert "我们的循环用时 37.8 秒，朴素循环 58.0 秒（中位数），我们的用时是朴素循环的 **0.67** 倍" in zh
+    assert EPOCH_BENCH["results"]["ratio"] == 0.6704  # the figure shown, rounded
+
+
+@pytest.mark.parametrize("content", [None, "{ not json", '{"results": {"ours": {}}}'])
+def test_a_missing_or_unreadable_epoch_benchmark_is_a_note(tmp_path, figure_cache, content):
+    built = _build(tmp_path, figure_cache, readme=False, notebooks=False, epoch_bench=content)
+    path = str(tmp_path / "bench_epoch.json")
+    notes = [n for n in built["result"]["notes"] if path in n["en"]]
+    assert len(notes) == 1 and path in notes[0]["zh"]
+    assert "benchmarks/bench_epoch.py --record benchmarks/bench_epoch.json" in notes[0]["zh"]
+    assert notes[0]["en"].startswith("missing input" if content is None else "epoch benchmark")
+    assert "One epoch of the PyTorch reproduction" not in built["md"]
 
 
 @pytest.mark.parametrize("bench", [None, "corrupt"])

@@ -723,3 +723,25 @@ def test_seeds_by_init_groups_runs_trained_alike_but_for_the_seed(tmp_path):
                                                                      epochs=5, lr=0.1)))  # fmt: skip
     left_out = torch_run.seeds_by_init(tmp_path)["left_out"]
     assert "long_seed0.json (5 epochs, not 4)" in left_out  # its later half differs
+
+
+# --- benchmarks/bench_epoch.py -----------------------------------------------------------------
+
+
+def test_the_epoch_benchmark_runs_both_loops_and_records(tmp_path):
+    """Its figures come from `make bench`; here only that both loops run and the record says what
+    was measured."""
+    import subprocess
+    import sys
+
+    from fashion_mnist import REPO_ROOT
+
+    record = tmp_path / "bench.json"
+    cmd = [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_epoch.py"), "--json",
+           "--rounds", "1", "--steps", "2", "--warmup", "0", "--record", str(record)]  # fmt: skip
+    result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    assert set(result) == {"ours", "plain", "ratio"}
+    assert result["ratio"] == pytest.approx(result["ours"]["seconds"] / result["plain"]["seconds"])
+    saved = json.loads(record.read_text())
+    assert saved["results"] == result and (saved["rounds"], saved["steps"]) == (1, 2)
+    assert saved["provenance"]["git_commit"] and saved["threads"] == result["ours"]["threads"]
