@@ -19,9 +19,7 @@ comes. Each measurement is a fresh process, after untimed warm-up steps; the two
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import os
 import statistics
@@ -31,7 +29,7 @@ import time
 
 from fashion_mnist.memory import without_malloc_settings
 from fashion_mnist.results import import_model_module
-from fashion_mnist.runlog import alternate, benchmark_options, run_benchmark, worker_result
+from fashion_mnist.runlog import alternate, benchmark_main, worker_result
 
 MODES = ("ours", "plain")
 VAL_PER_TRAIN_IMAGE, TEST_PER_TRAIN_IMAGE = 5_000 / 55_000, 10_000 / 55_000
@@ -125,19 +123,8 @@ def table(results: dict, rounds: int, steps: int) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    benchmark_options(parser, steps=EPOCH_STEPS, warmup=5)
-    parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(measure(args.worker, args.steps, args.warmup)))
-        return
-    run_benchmark(
-        args,
-        lambda: benchmark(args.rounds, args.steps, args.warmup),
-        lambda results: table(results, args.rounds, args.steps),
-        threads=lambda results: results["ours"]["threads"],
-    )
+    benchmark_main(argv, __doc__, MODES, EPOCH_STEPS, 5, measure, benchmark, table,
+                   threads=lambda results: results["ours"]["threads"])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ of the per-round speed-ups (kept / default). PyTorch keeps its default thread co
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import platform
@@ -29,7 +27,7 @@ import time
 
 from fashion_mnist.memory import keep_freed_memory, without_malloc_settings
 from fashion_mnist.results import import_model_module
-from fashion_mnist.runlog import alternate, benchmark_options, run_benchmark, worker_result
+from fashion_mnist.runlog import alternate, benchmark_main, worker_result
 
 MODES = ("default", "kept")
 EVAL_PER_TRAIN_IMAGE = 15_000 / 55_000  # an epoch: 55,000 trained, 5,000 + 10,000 evaluated
@@ -102,22 +100,11 @@ def table(results: dict, rounds: int, steps: int) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    benchmark_options(parser, steps=40, warmup=5)
-    parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
     if platform.libc_ver()[0] != "glibc":
         print("bench_malloc: tunes glibc's malloc, and this C library is not glibc: nothing to measure")
         return
-    if args.worker:
-        print(json.dumps(measure(args.worker, args.steps, args.warmup)))
-        return
-    run_benchmark(
-        args,
-        lambda: benchmark(args.rounds, args.steps, args.warmup),
-        lambda results: table(results, args.rounds, args.steps),
-        threads=lambda results: results["kept"]["threads"],  # torch's, in the workers
-    )
+    benchmark_main(argv, __doc__, MODES, 40, 5, measure, benchmark, table,
+                   threads=lambda results: results["kept"]["threads"])  # torch's, in the workers
 
 
 if __name__ == "__main__":

@@ -274,6 +274,26 @@ def run_benchmark(args: argparse.Namespace, measure_all: Callable[[], dict],
         })  # fmt: skip
 
 
+def benchmark_main(argv: list[str] | None, doc: str, modes: tuple[str, ...], steps: int,
+                   warmup: int, measure: Callable[[str, int, int], dict],
+                   benchmark: Callable[[int, int, int], dict],
+                   table: Callable[[dict, int, int], str], threads: Callable[[dict], int]) -> None:  # fmt: skip
+    """The command line of a benchmark that measures each of ``modes`` in fresh processes of its
+    own script. A worker (``--worker MODE``, for the script itself) prints
+    ``measure(mode, steps, warmup)`` as JSON; otherwise ``benchmark(rounds, steps, warmup)``
+    runs the workers and its results are shown as ``table(results, rounds, steps)`` and recorded
+    (``run_benchmark``)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    benchmark_options(parser, steps=steps, warmup=warmup)
+    parser.add_argument("--worker", choices=modes, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(measure(args.worker, args.steps, args.warmup)))
+        return
+    run_benchmark(args, lambda: benchmark(args.rounds, args.steps, args.warmup),
+                  lambda results: table(results, args.rounds, args.steps), threads)  # fmt: skip
+
+
 def write_metrics(path, metrics: dict, wall_seconds: float | None = None) -> dict:
     """Write ``metrics`` plus provenance to ``path`` (JSON, atomically); returns what was written.
 

@@ -151,18 +151,34 @@ def _load_metrics(model: str, folder: Path, notes: Notes) -> dict | None:
 
 
 BENCH_COMMAND = "python benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json"
+EPOCH_BENCH_COMMAND = "python benchmarks/bench_epoch.py --record benchmarks/bench_epoch.json"
+UNREADABLE = (OSError, ValueError, TypeError, KeyError, AttributeError)
+
+
+def _bench_note(notes: Notes, path: Path, error: Exception | None, what: tuple[str, str],
+                command: str, left: tuple[str, str]) -> None:  # fmt: skip
+    """Note that the benchmark results ``what`` (English, Chinese) at ``path`` are missing
+    (``error`` None) or unreadable, how to make them, and what the report leaves out (``left``)."""
+    how_en, how_zh = f"run `make bench`, i.e. `{command}`", f"请运行 `make bench`，即 `{command}`"
+    if error is None:
+        notes.add(f"missing input: no {what[0]} at {path} ({how_en}); {left[0]}",
+                  f"缺少输入：{path} 处没有{what[1]}（{how_zh}）；{left[1]}")  # fmt: skip
+        return
+    reason = f"no {error}" if isinstance(error, KeyError) else str(error) or type(error).__name__
+    notes.add(f"{what[0]} at {path} could not be read ({reason}); {how_en} again; {left[0]}",
+              f"无法读取 {path} 处的{what[1]}（{reason}）；{how_zh} 重新生成；{left[1]}")  # fmt: skip
 
 
 def _load_bench(path: Path, notes: Notes) -> dict | None:
     """The speed benchmark's results (``make bench``), one row per batch size, or None with a
     note when the file is missing or unreadable. Settings an older file lacks are None."""
-    how_en = f"run `make bench`, i.e. `{BENCH_COMMAND}`"
-    how_zh = f"请运行 `make bench`，即 `{BENCH_COMMAND}`"
+    def note(error):
+        _bench_note(notes, path, error, ("speed benchmark results", "速度基准测试结果"),
+                    BENCH_COMMAND, ("the speed section is marked 'not run'",
+                                    "“训练速度”一节标注为“未运行”"))  # fmt: skip
+
     if not path.is_file():
-        notes.add(f"missing input: no speed benchmark results at {path} ({how_en}); the speed "
-                  "section is marked 'not run'",
-                  f"缺少输入：{path} 处没有速度基准测试结果（{how_zh}）；“训练速度”一节标注为“未运行”")  # fmt: skip
-        return None
+        return note(None)
     try:
         data = read_json(path)
         results = data["results"]
@@ -173,26 +189,23 @@ def _load_bench(path: Path, notes: Notes) -> dict | None:
                                                             "torch_images_per_s", "ratio")}})  # fmt: skip
         if not rows:
             raise ValueError("no results")
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
-        reason = f"no {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__
-        notes.add(f"speed benchmark results at {path} could not be read ({reason}); {how_en} "
-                  "again; the speed section is marked 'not run'",
-                  f"无法读取 {path} 处的速度基准测试结果（{reason}）；{how_zh} 重新生成；"
-                  "“训练速度”一节标注为“未运行”")  # fmt: skip
-        return None
+    except UNREADABLE as e:
+        return note(e)
     settings = {k: _number(data.get(k)) for k in ("rounds", "steps", "warmup", "threads")}
     provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
     return {"path": str(path), "rows": rows, **settings, "provenance": provenance}
 
 
-EPOCH_BENCH_COMMAND = "python benchmarks/bench_epoch.py --record benchmarks/bench_epoch.json"
-
-
 def _load_epoch_bench(path: Path, notes: Notes) -> dict | None:
     """One epoch of the PyTorch reproduction, ours against a plain loop (``make bench``:
     ``benchmarks/bench_epoch.py``), or None with a note when the file is missing or unreadable."""
-    how_en, how_zh = (f"run `make bench`, i.e. `{EPOCH_BENCH_COMMAND}`",
-                      f"请运行 `make bench`，即 `{EPOCH_BENCH_COMMAND}`")  # fmt: skip
+    def note(error):
+        _bench_note(notes, path, error, ("epoch benchmark results", "单轮训练基准测试结果"),
+                    EPOCH_BENCH_COMMAND, ("the comparison of our epoch with a plain PyTorch loop "
+                                          "is left out", "省略我们的训练循环与朴素 PyTorch 循环的对比"))  # fmt: skip
+
+    if not path.is_file():
+        return note(None)
     try:
         data = read_json(path)
         results = data["results"]
@@ -200,19 +213,8 @@ def _load_epoch_bench(path: Path, notes: Notes) -> dict | None:
                "plain": _number(results["plain"]["seconds"]), "ratio": _number(results["ratio"])}
         if None in row.values():
             raise ValueError("a figure is not a number")
-    except FileNotFoundError:
-        notes.add(f"missing input: no epoch benchmark results at {path} ({how_en}); the "
-                  "comparison of our epoch with a plain PyTorch loop is left out",
-                  f"缺少输入：{path} 处没有单轮训练的基准测试结果（{how_zh}）；"
-                  "省略我们的训练循环与朴素 PyTorch 循环的对比")  # fmt: skip
-        return None
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
-        reason = f"no {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__
-        notes.add(f"epoch benchmark results at {path} could not be read ({reason}); {how_en} "
-                  "again; the comparison of our epoch with a plain PyTorch loop is left out",
-                  f"无法读取 {path} 处单轮训练的基准测试结果（{reason}）；{how_zh} 重新生成；"
-                  "省略我们的训练循环与朴素 PyTorch 循环的对比")  # fmt: skip
-        return None
+    except UNREADABLE as e:
+        return note(e)
     provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
     settings = {k: _number(data.get(k)) for k in ("rounds", "steps", "threads")}
     return {**row, **settings, "provenance": provenance}
