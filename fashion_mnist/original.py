@@ -24,7 +24,6 @@ def torch_mean_test_acc(first: int, last: int, accs: tuple = TORCH_TEST_ACC) -> 
     return statistics.fmean(accs[first - 1 : last]) if 1 <= first <= last <= len(accs) else None
 
 
-
 RESULTS = {
     # the final NumPy checkpoint (step5000)
     "cnn-by-myself": NUMPY_TEST_ACC[5000],

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
@@ -152,72 +153,64 @@ def _load_metrics(model: str, folder: Path, notes: Notes) -> dict | None:
 
 BENCH_COMMAND = "python benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json"
 EPOCH_BENCH_COMMAND = "python benchmarks/bench_epoch.py --record benchmarks/bench_epoch.json"
-UNREADABLE = (OSError, ValueError, TypeError, KeyError, AttributeError)
 
 
-def _bench_note(notes: Notes, path: Path, error: Exception | None, what: tuple[str, str],
-                command: str, left: tuple[str, str]) -> None:  # fmt: skip
-    """Note that the benchmark results ``what`` (English, Chinese) at ``path`` are missing
-    (``error`` None) or unreadable, how to make them, and what the report leaves out (``left``)."""
+def _read_bench(path: Path, notes: Notes, parse: Callable[[dict], dict], what: tuple[str, str],
+                command: str, left: tuple[str, str]) -> dict | None:  # fmt: skip
+    """A benchmark's recorded results (``make bench``): ``parse(data)`` of the JSON at ``path``
+    with its provenance, or None with a note, in English and Chinese, when the file is missing or
+    unreadable (``parse`` raises), naming the results (``what``), the ``command`` that makes them,
+    and what the report leaves out (``left``)."""
     how_en, how_zh = f"run `make bench`, i.e. `{command}`", f"请运行 `make bench`，即 `{command}`"
-    if error is None:
+    if not path.is_file():
         notes.add(f"missing input: no {what[0]} at {path} ({how_en}); {left[0]}",
                   f"缺少输入：{path} 处没有{what[1]}（{how_zh}）；{left[1]}")  # fmt: skip
-        return
-    reason = f"no {error}" if isinstance(error, KeyError) else str(error) or type(error).__name__
-    notes.add(f"{what[0]} at {path} could not be read ({reason}); {how_en} again; {left[0]}",
-              f"无法读取 {path} 处的{what[1]}（{reason}）；{how_zh} 重新生成；{left[1]}")  # fmt: skip
+        return None
+    try:
+        data = read_json(path)
+        parsed = parse(data)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        reason = f"no {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__
+        notes.add(f"{what[0]} at {path} could not be read ({reason}); {how_en} again; {left[0]}",
+                  f"无法读取 {path} 处的{what[1]}（{reason}）；{how_zh} 重新生成；{left[1]}")  # fmt: skip
+        return None
+    provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
+    return {**parsed, "provenance": provenance}
 
 
 def _load_bench(path: Path, notes: Notes) -> dict | None:
     """The speed benchmark's results (``make bench``), one row per batch size, or None with a
     note when the file is missing or unreadable. Settings an older file lacks are None."""
-    def note(error):
-        _bench_note(notes, path, error, ("speed benchmark results", "速度基准测试结果"),
-                    BENCH_COMMAND, ("the speed section is marked 'not run'",
-                                    "“训练速度”一节标注为“未运行”"))  # fmt: skip
-
-    if not path.is_file():
-        return note(None)
-    try:
-        data = read_json(path)
-        results = data["results"]
-        rows = []
-        for batch, r in sorted(results.items(), key=lambda item: int(item[0])):
-            rows.append({"batch_size": int(batch),
-                         **{k: _number(r.get(k)) for k in ("numpy_images_per_s",
-                                                            "torch_images_per_s", "ratio")}})  # fmt: skip
+    def parse(data: dict) -> dict:
+        rows = [{"batch_size": int(batch),
+                 **{k: _number(r.get(k)) for k in ("numpy_images_per_s", "torch_images_per_s",
+                                                    "ratio")}}
+                for batch, r in sorted(data["results"].items(), key=lambda item: int(item[0]))]  # fmt: skip
         if not rows:
             raise ValueError("no results")
-    except UNREADABLE as e:
-        return note(e)
-    settings = {k: _number(data.get(k)) for k in ("rounds", "steps", "warmup", "threads")}
-    provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
-    return {"path": str(path), "rows": rows, **settings, "provenance": provenance}
+        settings = {k: _number(data.get(k)) for k in ("rounds", "steps", "warmup", "threads")}
+        return {"path": str(path), "rows": rows, **settings}
+
+    return _read_bench(path, notes, parse, ("speed benchmark results", "速度基准测试结果"),
+                       BENCH_COMMAND, ("the speed section is marked 'not run'",
+                                       "“训练速度”一节标注为“未运行”"))  # fmt: skip
 
 
 def _load_epoch_bench(path: Path, notes: Notes) -> dict | None:
     """One epoch of the PyTorch reproduction, ours against a plain loop (``make bench``:
     ``benchmarks/bench_epoch.py``), or None with a note when the file is missing or unreadable."""
-    def note(error):
-        _bench_note(notes, path, error, ("epoch benchmark results", "单轮训练基准测试结果"),
-                    EPOCH_BENCH_COMMAND, ("the comparison of our epoch with a plain PyTorch loop "
-                                          "is left out", "省略我们的训练循环与朴素 PyTorch 循环的对比"))  # fmt: skip
-
-    if not path.is_file():
-        return note(None)
-    try:
-        data = read_json(path)
+    def parse(data: dict) -> dict:
         results = data["results"]
         row = {"ours": _number(results["ours"]["seconds"]),
                "plain": _number(results["plain"]["seconds"]), "ratio": _number(results["ratio"])}
         if None in row.values():
             raise ValueError("a figure is not a number")
-    except UNREADABLE as e:
-        return note(e)
-    provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
-    settings = {k: _number(data.get(k)) for k in ("rounds", "steps", "threads")}
-    return {**row, **settings, "provenance": provenance}
+        return {**row, **{k: _number(data.get(k)) for k in ("rounds", "steps", "threads")}}
+
+    return _read_bench(path, notes, parse, ("epoch benchmark results", "单轮训练基准测试结果"),
+                       EPOCH_BENCH_COMMAND, ("the comparison of our epoch with a plain PyTorch "
+                                             "loop is left out",
+                                             "省略我们的训练循环与朴素 PyTorch 循环的对比"))  # fmt: skip
 
 
 def _shown_path(path: Path) -> str:

@@ -663,8 +663,7 @@ def seed_record(name, seed, test_accs, selected, **changes):
 def test_the_reproduction_over_seeds(tmp_path):
     import torch_run
 
-    record = seed_record
-    main = record("reproduction", 0, [0.80, 0.84, 0.90, 0.86], selected=3)
+    main = seed_record("reproduction", 0, [0.80, 0.84, 0.90, 0.86], selected=3)
     assert torch_run.over_seeds(main, tmp_path) is None  # nothing recorded: nothing to compare
     for name, seed, accs, changes in [
         ("r_seed1", 1, [0.80, 0.84, 0.88, 0.90], {}),
@@ -672,7 +671,7 @@ def test_the_reproduction_over_seeds(tmp_path):
         ("r_lr", 3, [0.5] * 4, {"lr": 0.01}),
         ("r_seed0", 0, [0.5] * 4, {}),
     ]:  # fmt: skip
-        (tmp_path / f"{name}.json").write_text(json.dumps(record(name, seed, accs, 4, **changes)))
+        (tmp_path / f"{name}.json").write_text(json.dumps(seed_record(name, seed, accs, 4, **changes)))
     seeds = torch_run.over_seeds(main, tmp_path)
     json.dumps(seeds)  # saved in metrics.json for the report
     table = pd.DataFrame(seeds["rows"]).set_index("seed")
