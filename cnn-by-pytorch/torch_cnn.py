@@ -47,6 +47,9 @@ class Config:
     # with which the original's first logged epoch is reproduced (see build_model).
     init: str = "he_xavier"
     epochs: int = 20
+    # False trains on all 60,000 training images, as the original did, and keeps the last epoch:
+    # with no validation images held out there is nothing to select on (never the test set).
+    hold_out_validation: bool = True
     batch_size: int = 128
     optimizer: str = "adam"  # 'adam' | 'adamw' | 'sgd'
     lr: float = 1e-3  # the peak learning rate for 'onecycle'
@@ -655,8 +658,8 @@ def train(
     config: Config,
     train_images: np.ndarray,
     train_labels: np.ndarray,
-    val_images: np.ndarray,
-    val_labels: np.ndarray,
+    val_images: np.ndarray | None,
+    val_labels: np.ndarray | None,
     out_dir,
     test_images: np.ndarray | None = None,
     test_labels: np.ndarray | None = None,
@@ -668,11 +671,11 @@ def train(
     """Train ``config`` and return its history as plain data.
 
     Every epoch: train on shuffled, augmented batches (train loss and accuracy accumulated on the
-    way), evaluate validation and (when given, for reporting only) test, write
+    way), evaluate validation (when given) and test (when given, for reporting only), write
     ``out_dir/checkpoints/model_epoch{N}.pt`` atomically, then call ``on_epoch(record)``. With
     ``resume`` it continues from the latest checkpoint in ``out_dir``, ending with the same weights
     an uninterrupted run would have (on the CPU). The best epoch is the one with the highest
-    validation accuracy. TensorBoard events go to ``tensorboard_dir`` (default
+    validation accuracy, or the last without validation. TensorBoard events go to ``tensorboard_dir`` (default
     ``out_dir/tensorboard``) when the optional ``tensorboard`` package is installed.
     """
     device = torch.device(device) if device is not None else pick_device()
@@ -681,7 +684,9 @@ def train(
     keep_freed_memory()
 
     x_train, y_train = to_images(train_images, device), to_labels(train_labels, device)
-    eval_sets = {"val": (to_images(val_images, device), to_labels(val_labels, device))}
+    eval_sets = {}
+    if val_images is not None:
+        eval_sets["val"] = (to_images(val_images, device), to_labels(val_labels, device))
     if test_images is not None:
         eval_sets["test"] = (to_images(test_images, device), to_labels(test_labels, device))
 
@@ -777,8 +782,9 @@ def train(
             record[f"{name}_loss"], record[f"{name}_acc"] = evaluate(
                 eval_model, x, y, config.eval_batch_size, config.tta_flip
             )
-        record.setdefault("test_loss", None)
-        record.setdefault("test_acc", None)
+        for name in ("val", "test"):
+            record.setdefault(f"{name}_loss", None)
+            record.setdefault(f"{name}_acc", None)
         record["seconds"] = time.perf_counter() - t0
         history.append(record)
 
@@ -808,7 +814,10 @@ def train(
 
 
 def select_epoch(history: list[dict]) -> dict:
-    """The epoch record with the best validation accuracy; on ties, the earlier epoch."""
+    """The epoch record with the best validation accuracy; on ties, the earlier epoch. A run that
+    held out no validation images keeps its last epoch."""
+    if history[-1]["val_acc"] is None:
+        return history[-1]
     return max(history, key=lambda r: (r["val_acc"], -r["epoch"]))
 
 

@@ -26,6 +26,7 @@ import sys
 import typing
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch_cnn
 
@@ -68,11 +69,12 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
                                          "provenance": provenance()})  # fmt: skip
     latest = torch_cnn.latest_checkpoint(run_dir)
     start = torch_cnn.checkpoint_epoch(latest) if latest else 0
+    train_images, train_labels, val_images, val_labels = training_sets(config, splits)
     with RunLog(out / "logs", name, kind="epoch", flush_every=1, keep_until=start,
                 echo=True) as log:  # fmt: skip
         result = torch_cnn.train(
-            config, splits.train_images, splits.train_labels, splits.val_images,
-            splits.val_labels, run_dir, splits.test_images, splits.test_labels,
+            config, train_images, train_labels, val_images, val_labels, run_dir,
+            splits.test_images, splits.test_labels,
             on_epoch=lambda r: log.append(**{k: r[k] for k in EPOCH_FIELDS if k in r}),
             resume=resume, device=device,
         )  # fmt: skip
@@ -81,8 +83,8 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
     model = torch_cnn.load(checkpoint, device=result["device"])  # a ResNet is slow on a CPU
     probabilities = torch_cnn.predict_proba(model, splits.test_images, tta_flip=config.tta_flip)
     report, figures = test_evaluation(name, probabilities, splits, out, title)
-    described = _from_history(name, title, config, model, result["history"],
-                              len(splits.train_labels), out)  # fmt: skip
+    described = _from_history(name, title, config, model, result["history"], len(train_labels),
+                              out)  # fmt: skip
     return {
         **described,
         "checkpoint": relative(checkpoint, out),
@@ -91,6 +93,16 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
         "test_report": report,
         "figures": {**figures, **described["figures"]},
     }
+
+
+def training_sets(config: torch_cnn.Config, splits: Splits):
+    """(train images, train labels, validation images, validation labels) for ``config``: the
+    splits as they are, or, when it holds out no validation, all of the training images (the
+    original's 60,000) and None for validation."""
+    if config.hold_out_validation:
+        return splits.train_images, splits.train_labels, splits.val_images, splits.val_labels
+    return (np.concatenate([splits.train_images, splits.val_images]),
+            np.concatenate([splits.train_labels, splits.val_labels]), None, None)  # fmt: skip
 
 
 def _from_history(name: str, title: str, config: torch_cnn.Config, model, history: list[dict],
@@ -169,7 +181,8 @@ def epoch_table(run_record: dict, original_acc: tuple[float, ...] | None = None)
     if original_acc is not None:
         by_epoch = pd.Series(original_acc, index=range(1, len(original_acc) + 1))
         table.insert(3, "original_test_acc", by_epoch.reindex(table.index))
-    table["selected"] = ["<- selected on validation" if e == run_record["selected_epoch"] else ""
+    why = "selected on validation" if run_record["val_accuracy"] is not None else "the last"
+    table["selected"] = [f"<- {why}" if e == run_record["selected_epoch"] else ""
                          for e in table.index]  # fmt: skip
     return table
 
@@ -440,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
             config = dataclasses.replace(config, epochs=args.epochs)
     splits = load_splits(ensure_dataset(args.data))
     if args.from_log:
-        result = record_from_log(name, config, args.out, len(splits.train_labels), args.hardware)
+        result = record_from_log(name, config, args.out, len(training_sets(config, splits)[1]),
+                                 args.hardware)  # fmt: skip
     else:
         device = torch_cnn.pick_device()
         print(f"Device: {device}")

@@ -601,6 +601,35 @@ def test_a_run_writes_its_header_first(tmp_path, data):
     assert abs(again["test_accuracy"] - record["test_accuracy"]) < 1e-9  # CPU: same arithmetic
 
 
+
+def test_a_run_holding_out_no_validation_trains_on_all_images_and_keeps_the_last_epoch(
+    tmp_path, data, monkeypatch
+):
+    import torch_run
+
+    from fashion_mnist.data import Splits
+
+    images, labels, val_images, val_labels = data
+    splits = Splits(images, labels, val_images, val_labels, val_images[:20], val_labels[:20])
+    config = dataclasses.replace(TINY, hold_out_validation=False)
+    trained_on, train = [], torch_cnn.train
+
+    def spy(config, train_images, train_labels, val_images, *args, **kwargs):
+        trained_on.append((train_labels.tolist(), val_images))
+        return train(config, train_images, train_labels, val_images, *args, **kwargs)
+
+    monkeypatch.setattr(torch_cnn, "train", spy)
+    record = torch_run.run("all", config, splits, tmp_path, device="cpu")
+    assert trained_on == [(labels.tolist() + val_labels.tolist(), None)]
+    assert all(e["val_acc"] is None and e["test_acc"] is not None for e in record["epochs"])
+    assert (record["selected_epoch"], record["val_accuracy"]) == (config.epochs, None)
+    assert record["checkpoint"].endswith(f"model_epoch{config.epochs}.pt")
+    assert torch_run.epoch_table(record)["selected"].iloc[-1] == "<- the last"
+    log = (tmp_path / "logs" / "all.log").read_text()
+    assert "Test Loss" in log and "Val" not in log
+    again = torch_run.record_from_log("all", config, tmp_path, len(labels) + len(val_labels))
+    assert (again["selected_epoch"], again["test_accuracy"]) == (config.epochs, record["test_accuracy"])
+
 def test_recorded_runs_describe_each_run_by_its_closest_preset(tmp_path):
     import torch_run
 
