@@ -181,7 +181,7 @@ def epoch_table(run_record: dict, original_acc: tuple[float, ...] | None = None)
     if original_acc is not None:
         by_epoch = pd.Series(original_acc, index=range(1, len(original_acc) + 1))
         table.insert(3, "original_test_acc", by_epoch.reindex(table.index))
-    why = "selected on validation" if run_record["val_accuracy"] is not None else "the last"
+    why = "selected on validation" if table["val_acc"].notna().any() else "the last"
     table["selected"] = [f"<- {why}" if e == run_record["selected_epoch"] else ""
                          for e in table.index]  # fmt: skip
     return table
@@ -231,15 +231,17 @@ def over_seeds(reproduction: dict, folder: Path) -> dict | None:
     return {"folder": folder.name, **_spread_over_seeds(runs, base.epochs), "left_out": left_out}
 
 
-def seeds_by_init(folder: Path) -> dict | None:
-    """The runs recorded in ``folder`` (gpu_runs.sh: the reproduction over seeds with each
-    initialisation) in groups trained alike but for the seed, in file-name order: each group's
-    initialisation, what it changes from the reproduction preset, and its spread over the seeds
-    as ``over_seeds`` gives it. Named in ``left_out``: a seed recorded twice in a group, a run with
-    no other seed trained alike, and groups of another length than the first. None when no group
-    has two seeds."""
+def seeds_by_init(*folders: Path) -> dict | None:
+    """The runs recorded in ``folders`` (gpu_runs.sh: the reproduction over seeds with each
+    initialisation; make all-data: trained on all 60,000 images) in groups trained alike but for
+    the seed, in folder then file-name order: each group's initialisation, what it changes from the
+    reproduction preset, and its spread over the seeds as ``over_seeds`` gives it (at the last
+    epoch for runs that held out no validation). Named in ``left_out``: a seed recorded twice in a
+    group, a run with no other seed trained alike, and groups of another length than the first.
+    None when no group has two seeds."""
     groups, left_out = {}, []
-    for path, run_record, config in _recorded_in(folder):
+    recorded = [run for folder in folders for run in _recorded_in(folder)]
+    for path, run_record, config in recorded:
         trained_as = tuple(d for d in torch_cnn.differences(config, torch_cnn.REPRODUCTION)
                            if not d.startswith("seed="))  # fmt: skip
         runs = groups.setdefault(trained_as, {"config": config, "runs": {}, "paths": []})
@@ -260,24 +262,28 @@ def seeds_by_init(folder: Path) -> dict | None:
             rows.append({"init": config.init,
                          "description": ", ".join(trained_as) or "the reproduction configuration",
                          **_spread_over_seeds(group["runs"], config.epochs)})  # fmt: skip
-    return {"folder": folder.name, "groups": rows, "left_out": left_out} if rows else None
+    return ({"folders": [f.name for f in folders], "groups": rows, "left_out": left_out}
+            if rows else None)  # fmt: skip
 
 
 def init_table(by_init: dict) -> pd.DataFrame:
     """``seeds_by_init``'s groups, a row each, beside the original's one run."""
     later = by_init["groups"][0]["later_half"]
     span = f"{later['first_epoch']}-{later['last_epoch']}"
-    rows = [{"init": g["init"], "trained as": g["description"], "seeds": len(g["rows"]),
-             "test_acc (selected)": g["test_accuracy"]["mean"], "std": g["test_accuracy"]["std"],
+    rows = [{"trained as": g["description"], "init": g["init"],
+             "hardware": ", ".join(dict.fromkeys(r["hardware"] for r in g["rows"])),
+             "seeds": len(g["rows"]), "test_acc (selected)": g["test_accuracy"]["mean"],
+             "std": g["test_accuracy"]["std"],
              f"mean test_acc, epochs {span}": g["later_half"]["mean"],
              **{f"epoch 1 {key}": value for key, value in g["epoch_1"].items()}}
             for g in by_init["groups"]]  # fmt: skip
-    rows.append({"init": "the original", "trained as": "one run, selected on test", "seeds": 1,
+    rows.append({"trained as": "the original: one run, selected on test", "init": None,
+                 "hardware": None, "seeds": 1,
                  "test_acc (selected)": original.RESULTS["cnn-by-pytorch"], "std": None,
                  f"mean test_acc, epochs {span}": original.torch_mean_test_acc(
                      later["first_epoch"], later["last_epoch"]),
                  **{f"epoch 1 {key}": value for key, value in original.TORCH_EPOCH_1.items()}})  # fmt: skip
-    return pd.DataFrame(rows).set_index("init")
+    return pd.DataFrame(rows).set_index("trained as")
 
 
 def _spread_over_seeds(runs: dict[int, dict], epochs: int) -> dict:

@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from report_fixtures import EPOCH_BENCH, make_fake_bench, make_fake_runs
+from report_fixtures import EPOCH_BENCH, HARDWARE, make_fake_bench, make_fake_runs
 
 from fashion_mnist import REPO_ROOT, original
 from fashion_mnist.files import read_json, write_json
@@ -386,18 +386,22 @@ def test_the_initialisations_over_seeds_are_reported(full):
     for text, original_row in ((full["md"], ["the original", "one run, selected on test"]),
                                (full["zh"], ["原报告", "单次运行，按测试集选择"])):  # fmt: skip
         rows = tables(text)["init-seeds"]
-        assert [r[:2] for r in rows[1:]] == [["`he_xavier`", "cuda_graphs=True"],
-                                            ["`pytorch`", "init=pytorch, cuda_graphs=True"],
-                                            original_row]  # fmt: skip
+        assert [r[:3] for r in rows[1:]] == [
+            ["`he_xavier`", "cuda_graphs=True", "NVIDIA Fake GPU 80GB"],
+            ["`pytorch`", "init=pytorch, cuda_graphs=True", "NVIDIA Fake GPU 80GB"],
+            ["`pytorch`", "init=pytorch, hold_out_validation=False", HARDWARE],
+            [*original_row, ""]]  # fmt: skip
         for row, g in zip(rows[1:], by_init["groups"], strict=False):
             test, later, first = g["test_accuracy"], g["later_half"], g["epoch_1"]
-            assert row[2:] == [str(len(g["rows"])),
+            assert row[3:] == [str(len(g["rows"])),
                                f"{100 * test['mean']:.2f} ± {100 * test['std']:.2f}",
                                f"{100 * later['mean']:.2f} ± {100 * later['std']:.2f}",
                                f"{first['train_loss']:.4f}", f"{100 * first['train_acc']:.2f}",
                                f"{100 * first['test_acc']:.2f}"]  # fmt: skip
-        assert rows[-1][2:] == ["1", "93.00", f"{100 * theirs:.2f}", "0.4571", "83.49", "87.97"]
+        assert rows[-1][3:] == ["1", "93.00", f"{100 * theirs:.2f}", "0.4571", "83.49", "87.97"]
     assert "`init=pytorch` keeps each layer's PyTorch default" in md
+    assert "`make all-data` trains as it did" in md and "the last epoch; the test set selects" in md
+    assert "`make all-data` 按原报告的方式训练" in zh and "取最后一轮（测试集不参与选择）" in zh
     assert "Left out: reproduction_lr_seed0.json (no other seed trained alike)." in md
     assert "`init=pytorch` 则保留各层在 PyTorch 中的默认初始化" in zh
     assert "未计入：reproduction_lr_seed0.json (no other seed trained alike)。" in zh

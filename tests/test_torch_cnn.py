@@ -740,9 +740,22 @@ def test_seeds_by_init_groups_runs_trained_alike_but_for_the_seed(tmp_path):
     assert pt["later_half"]["mean"] == pytest.approx((0.92 + 0.92 + 0.90 + 0.94) / 4)
     assert he["test_accuracy"]["std"] == pytest.approx(np.std([0.90, 0.88], ddof=1))
     assert pt["epoch_1"] == pytest.approx({"train_loss": 0.2, "train_acc": 0.8, "test_acc": 0.8})
+    # a second folder: runs on all the training images, kept at their last epoch
+    (tmp_path / "all").mkdir()
+    for seed, accs in [(0, [0.82, 0.86, 0.90, 0.92]), (1, [0.82, 0.86, 0.92, 0.94])]:
+        (tmp_path / "all" / f"all_seed{seed}.json").write_text(json.dumps(seed_record(
+            f"all_seed{seed}", seed, accs, 4, init="pytorch", hold_out_validation=False)))  # fmt: skip
+    by_init = torch_run.seeds_by_init(tmp_path, tmp_path / "all")
+    assert by_init["folders"] == [tmp_path.name, "all"] and len(by_init["left_out"]) == 2
+    all_data = by_init["groups"][2]
+    assert all_data["description"] == "init=pytorch, epochs=4, hold_out_validation=False"
+    assert all_data["test_accuracy"]["mean"] == pytest.approx(0.93)  # epoch 4 of each
     table = torch_run.init_table(by_init)  # beside the original's run
-    assert table.index.tolist() == ["he_xavier", "pytorch", "the original"]
-    assert table["epoch 1 train_loss"].tolist() == pytest.approx([0.2, 0.2, 0.4571])
+    assert table.index.tolist() == ["epochs=4", "init=pytorch, epochs=4", all_data["description"],
+                                    "the original: one run, selected on test"]  # fmt: skip
+    assert table["init"].tolist()[:3] == ["he_xavier", "pytorch", "pytorch"]
+    assert table["hardware"].tolist()[:3] == ["Fake CPU"] * 3
+    assert table["epoch 1 train_loss"].tolist() == pytest.approx([0.2, 0.2, 0.18, 0.4571])
     assert table["mean test_acc, epochs 3-4"].iloc[-1] == pytest.approx((0.9011 + 0.9083) / 2)
     assert table["test_acc (selected)"].iloc[-1] == 0.93  # the original's, selected on test
     (tmp_path / "long_seed0.json").write_text(json.dumps(seed_record("long_seed0", 0, [0.5] * 4, 3,
