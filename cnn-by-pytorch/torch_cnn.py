@@ -675,8 +675,9 @@ def train(
     ``out_dir/checkpoints/model_epoch{N}.pt`` atomically, then call ``on_epoch(record)``. With
     ``resume`` it continues from the latest checkpoint in ``out_dir``, ending with the same weights
     an uninterrupted run would have (on the CPU). The best epoch is the one with the highest
-    validation accuracy, or the last without validation. TensorBoard events go to ``tensorboard_dir`` (default
-    ``out_dir/tensorboard``) when the optional ``tensorboard`` package is installed.
+    validation accuracy, or the last without validation. TensorBoard events go to
+    ``tensorboard_dir`` (default ``out_dir/tensorboard``) when the optional ``tensorboard`` package
+    is installed.
     """
     device = torch.device(device) if device is not None else pick_device()
     out_dir = Path(out_dir)
