@@ -259,7 +259,7 @@ def seeds_by_init(*folders: Path) -> dict | None:
             left_out += [f"{p.name} ({config.epochs} epochs, not {rows[0]['later_half']['last_epoch']})"
                          for p in group["paths"]]  # fmt: skip
         else:
-            rows.append({"init": config.init,
+            rows.append({"init": config.init, "hold_out_validation": config.hold_out_validation,
                          "description": ", ".join(trained_as) or "the reproduction configuration",
                          **_spread_over_seeds(group["runs"], config.epochs)})  # fmt: skip
     return ({"folders": [f.name for f in folders], "groups": rows, "left_out": left_out}

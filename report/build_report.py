@@ -334,10 +334,11 @@ def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes,
 
 def _beside_the_original(seeds: dict) -> dict:
     """A spread over seeds (torch_run.over_seeds, or a group of torch_run.seeds_by_init) with the
-    original's mean test accuracy over the same later epochs, when it ran them."""
-    later = seeds["later_half"]
-    mean = original.torch_mean_test_acc(later["first_epoch"], later["last_epoch"])
-    return {**seeds, "original_later_half": mean}
+    original's mean test accuracy over the same later epochs and its accuracy at the same last
+    epoch, when it ran them."""
+    first, last = seeds["later_half"]["first_epoch"], seeds["later_half"]["last_epoch"]
+    return {**seeds, "original_later_half": original.torch_mean_test_acc(first, last),
+            "original_last_epoch": original.torch_mean_test_acc(last, last)}  # fmt: skip
 
 
 def _reproduction_times(gpu_runs: dict) -> dict | None:

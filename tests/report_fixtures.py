@@ -311,7 +311,8 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
             }  # fmt: skip
             metrics["init_seeds"] = {"folders": ["gpu_seeds", "all_data"], "left_out": [
                 "reproduction_lr_seed0.json (no other seed trained alike)"], "groups": [{
-                "init": init, "description": description, "rows": [
+                "init": init, "hold_out_validation": "hold_out_validation" not in description,
+                "description": description, "rows": [
                     {"seed": seed, "name": f"reproduction_{init}_seed{seed}", "selected_epoch": 15,
                      "val_accuracy": 0.93, "test_accuracy": test, "mean_test_acc_later_half": test,
                      "hardware": hardware} for seed, test in enumerate(tests)],

@@ -402,6 +402,14 @@ def test_the_initialisations_over_seeds_are_reported(full):
     assert "`init=pytorch` keeps each layer's PyTorch default" in md
     assert "`make all-data` trains as it did" in md and "the last epoch; the test set selects" in md
     assert "`make all-data` 按原报告的方式训练" in zh and "取最后一轮（测试集不参与选择）" in zh
+    test = by_init["groups"][2]["test_accuracy"]
+    assert ("Trained as the original was (init=pytorch, hold_out_validation=False), the test "
+            f"accuracy at the last epoch is {test['mean']:.2%} ± {100 * test['std']:.2f} points over 2 "
+            f"seeds (from {test['min']:.2%} to {test['max']:.2%}); the original's last epoch gave "
+            "92.64%, and its best epoch, picked on the test set, 93.00%.") in md  # fmt: skip
+    assert (f"2 个种子最后一轮的测试准确率为 {test['mean']:.2%} ± {100 * test['std']:.2f} 个百分点"
+            f"（最低 {test['min']:.2%}，最高 {test['max']:.2%}）；原报告最后一轮为 92.64%，"
+            "其按测试集选出的最佳轮次为 93.00%。") in zh  # fmt: skip
     assert "Left out: reproduction_lr_seed0.json (no other seed trained alike)." in md
     assert "`init=pytorch` 则保留各层在 PyTorch 中的默认初始化" in zh
     assert "未计入：reproduction_lr_seed0.json (no other seed trained alike)。" in zh

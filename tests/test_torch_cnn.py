@@ -749,6 +749,7 @@ def test_seeds_by_init_groups_runs_trained_alike_but_for_the_seed(tmp_path):
     assert by_init["folders"] == [tmp_path.name, "all"] and len(by_init["left_out"]) == 2
     all_data = by_init["groups"][2]
     assert all_data["description"] == "init=pytorch, epochs=4, hold_out_validation=False"
+    assert [g["hold_out_validation"] for g in by_init["groups"]] == [True, True, False]
     assert all_data["test_accuracy"]["mean"] == pytest.approx(0.93)  # epoch 4 of each
     table = torch_run.init_table(by_init)  # beside the original's run
     assert table.index.tolist() == ["epochs=4", "init=pytorch, epochs=4", all_data["description"],
