@@ -679,6 +679,12 @@ def train(
     ``tensorboard_dir`` (default ``out_dir/tensorboard``) when the optional ``tensorboard`` package
     is installed.
     """
+    if (val_images is None) == config.hold_out_validation:
+        raise ValueError(
+            f"Config.hold_out_validation={config.hold_out_validation} wants validation images "
+            f"{'given' if config.hold_out_validation else 'left out (None)'}: "
+            "torch_run.training_sets gives the right ones"
+        )
     device = torch.device(device) if device is not None else pick_device()
     out_dir = Path(out_dir)
     seed_everything(config.seed, config.deterministic)

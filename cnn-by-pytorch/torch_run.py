@@ -1,7 +1,8 @@
 """PyTorch runs end to end, as the notebook runs them: one configuration, the ablation, the ensemble.
 
-``run`` trains with the per-epoch log, selects the epoch with the best validation accuracy (the
-test set is only reported), evaluates it on test, draws its figures and returns the run's record
+``run`` trains with the per-epoch log, selects the epoch with the best validation accuracy, or
+keeps the last when the configuration holds out no validation (the test set is only reported),
+evaluates it on test, draws its figures and returns the run's record
 for ``metrics.json``. From the command line (in this folder) it trains one preset or the
 ablation on the full data and records the result, which the notebook then reads:
 
@@ -107,7 +108,7 @@ def training_sets(config: torch_cnn.Config, splits: Splits):
 
 def _from_history(name: str, title: str, config: torch_cnn.Config, model, history: list[dict],
                   n_train: int, out: Path) -> dict:  # fmt: skip
-    """What a run's per-epoch history says of it: the validation-selected epoch (its test
+    """What a run's per-epoch history says of it: the selected epoch (``select_epoch``; its test
     accuracy as measured then), times, the curves figure (drawn here); and the network's size."""
     best = torch_cnn.select_epoch(history)
     seconds = sum(r["seconds"] for r in history)
@@ -207,7 +208,8 @@ def versus_original(
             f"ours {max(ours):.2%}, the original's {max(original_acc[:n]):.2%}.")  # fmt: skip
     if len(run_record["epochs"]) > n:
         text += f" Our epochs after {n} are left out: the original ran {n}."
-    return (text + f" Ours, selected on validation: {run_record['test_accuracy']:.2%} "
+    kept = "selected on validation" if run_record["val_accuracy"] is not None else "the last epoch"
+    return (text + f" Ours, {kept}: {run_record['test_accuracy']:.2%} "
             f"(epoch {run_record['selected_epoch']}).")  # fmt: skip
 
 

@@ -334,11 +334,14 @@ def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes,
 
 def _beside_the_original(seeds: dict) -> dict:
     """A spread over seeds (torch_run.over_seeds, or a group of torch_run.seeds_by_init) with the
-    original's mean test accuracy over the same later epochs and its accuracy at the same last
-    epoch, when it ran them."""
+    original's mean test accuracy over the same later epochs, when it ran them, and its last
+    epoch's when the runs were as long. Groups recorded before ``hold_out_validation`` held out
+    validation."""
     first, last = seeds["later_half"]["first_epoch"], seeds["later_half"]["last_epoch"]
-    return {**seeds, "original_later_half": original.torch_mean_test_acc(first, last),
-            "original_last_epoch": original.torch_mean_test_acc(last, last)}  # fmt: skip
+    as_long = last == len(original.TORCH_TEST_ACC)
+    return {"hold_out_validation": True, **seeds,
+            "original_later_half": original.torch_mean_test_acc(first, last),
+            "original_last_epoch": original.TORCH_TEST_ACC[-1] if as_long else None}  # fmt: skip
 
 
 def _reproduction_times(gpu_runs: dict) -> dict | None:
@@ -668,8 +671,8 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
                                ("seeds", "the reproduction with other seeds (make seeds)",
                                 "其他随机种子的复现（make seeds）"),
                                ("init_seeds", "the reproduction over seeds with each "
-                                "initialisation (make gpu)",
-                                "各初始化方式在多个随机种子下的复现（make gpu）")):  # fmt: skip
+                                "initialisation (make gpu, make all-data)",
+                                "各初始化方式在多个随机种子下的复现（make gpu、make all-data）")):  # fmt: skip
         value = torch_m.get(key) if models["cnn-by-pytorch"]["present"] else None
         if value is None and models["cnn-by-pytorch"]["present"]:
             notes.add(f"not run: {what}: cnn-by-pytorch/metrics.json has '{key}': null",

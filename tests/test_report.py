@@ -405,11 +405,13 @@ def test_the_initialisations_over_seeds_are_reported(full):
     test = by_init["groups"][2]["test_accuracy"]
     assert ("Trained as the original was (init=pytorch, hold_out_validation=False), the test "
             f"accuracy at the last epoch is {test['mean']:.2%} ± {100 * test['std']:.2f} points over 2 "
-            f"seeds (from {test['min']:.2%} to {test['max']:.2%}); the original's last epoch gave "
+            f"seeds (from {test['min']:.2%} to {test['max']:.2%}). The original's last epoch gave "
             "92.64%, and its best epoch, picked on the test set, 93.00%.") in md  # fmt: skip
     assert (f"2 个种子最后一轮的测试准确率为 {test['mean']:.2%} ± {100 * test['std']:.2f} 个百分点"
-            f"（最低 {test['min']:.2%}，最高 {test['max']:.2%}）；原报告最后一轮为 92.64%，"
-            "其按测试集选出的最佳轮次为 93.00%。") in zh  # fmt: skip
+            f"（最低 {test['min']:.2%}，最高 {test['max']:.2%}）。原报告最后一轮为 92.64%，"
+            "按测试集选出的最佳一轮为 93.00%。") in zh  # fmt: skip
+    assert "The table gives the reproduction trained over seeds with each on a GPU" in md
+    assert "下表给出各初始化方式在 GPU 上" in zh
     assert (f"; trained as the original was (init=pytorch, hold_out_validation=False), its last "
             f"epoch gives {test['mean']:.2%} ± {100 * test['std']:.2f} points over 2 seeds, against "
             "the original's last epoch, 92.64%.") in md  # the conclusions  # fmt: skip
@@ -418,6 +420,30 @@ def test_the_initialisations_over_seeds_are_reported(full):
     assert "Left out: reproduction_lr_seed0.json (no other seed trained alike)." in md
     assert "`init=pytorch` 则保留各层在 PyTorch 中的默认初始化" in zh
     assert "未计入：reproduction_lr_seed0.json (no other seed trained alike)。" in zh
+
+
+def _gpu_groups_recorded_before_all_data(runs: dict) -> None:
+    """Only the GPU groups, as a metrics.json written before hold_out_validation has them."""
+    path = runs["pytorch"] / "metrics.json"
+    metrics = read_json(path)
+    groups = metrics["init_seeds"]["groups"]
+    metrics["init_seeds"]["groups"] = [{k: v for k, v in g.items() if k != "hold_out_validation"}
+                                       for g in groups if g["hold_out_validation"]]  # fmt: skip
+    write_json(path, metrics)
+
+
+def test_initialisations_recorded_before_all_data_are_reported_as_held_out(tmp_path,
+                                                                            figure_cache):  # fmt: skip
+    built = _build(tmp_path, figure_cache, readme=False, notebooks=False,
+                   damage=_gpu_groups_recorded_before_all_data)  # fmt: skip
+    md, zh = " ".join(built["md"].split()), " ".join(built["zh"].split())
+    assert len(tables(built["md"])["init-seeds"]) == 4  # header, two GPU groups, the original
+    assert "The table gives the reproduction trained over seeds with each on a GPU" in md
+    for absent in ("make all-data", "Trained as the original was", "trained as the original was",
+                   "hold_out_validation=False"):  # fmt: skip
+        assert absent not in md
+    for absent in ("make all-data", "按原报告的方式训练", "取最后一轮"):
+        assert absent not in zh
 
 
 def test_the_reproductions_gpu_times_are_compared(full):

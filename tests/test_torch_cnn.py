@@ -601,7 +601,6 @@ def test_a_run_writes_its_header_first(tmp_path, data):
     assert abs(again["test_accuracy"] - record["test_accuracy"]) < 1e-9  # CPU: same arithmetic
 
 
-
 def test_a_run_holding_out_no_validation_trains_on_all_images_and_keeps_the_last_epoch(
     tmp_path, data, monkeypatch
 ):
@@ -629,6 +628,16 @@ def test_a_run_holding_out_no_validation_trains_on_all_images_and_keeps_the_last
     assert "Test Loss" in log and "Val" not in log
     again = torch_run.record_from_log("all", config, tmp_path, len(labels) + len(val_labels))
     assert (again["selected_epoch"], again["test_accuracy"]) == (config.epochs, record["test_accuracy"])
+    assert "Ours, the last epoch: " in torch_run.versus_original(record)
+
+
+def test_train_refuses_validation_images_its_config_does_not_hold_out(tmp_path, data):
+    images, labels, val_images, val_labels = data
+    with pytest.raises(ValueError, match=r"hold_out_validation=False wants validation images "
+                       r"left out \(None\)"):  # fmt: skip
+        torch_cnn.train(dataclasses.replace(TINY, hold_out_validation=False), *data, tmp_path)
+    with pytest.raises(ValueError, match=r"hold_out_validation=True wants validation images given"):
+        torch_cnn.train(TINY, images, labels, None, None, tmp_path)
 
 def test_recorded_runs_describe_each_run_by_its_closest_preset(tmp_path):
     import torch_run
@@ -685,7 +694,7 @@ def seed_record(name, seed, test_accs, selected, **changes):
     epochs = [{"epoch": e, "train_loss": 1 - t, "train_acc": t, "test_acc": t}
               for e, t in enumerate(test_accs, start=1)]  # fmt: skip
     return {"name": name, "config": dataclasses.asdict(config), "epochs": epochs,
-            "selected_epoch": selected, "val_accuracy": 0.9,
+            "selected_epoch": selected, "val_accuracy": 0.9 if config.hold_out_validation else None,
             "test_accuracy": test_accs[selected - 1], "hardware": "Fake CPU"}  # fmt: skip
 
 
