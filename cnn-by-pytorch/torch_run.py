@@ -208,7 +208,8 @@ def versus_original(
             f"ours {max(ours):.2%}, the original's {max(original_acc[:n]):.2%}.")  # fmt: skip
     if len(run_record["epochs"]) > n:
         text += f" Our epochs after {n} are left out: the original ran {n}."
-    kept = "selected on validation" if run_record["val_accuracy"] is not None else "the last epoch"
+    held_out = any(r.get("val_acc") is not None for r in run_record["epochs"])
+    kept = "selected on validation" if held_out else "the last epoch"
     return (text + f" Ours, {kept}: {run_record['test_accuracy']:.2%} "
             f"(epoch {run_record['selected_epoch']}).")  # fmt: skip
 
