@@ -820,10 +820,16 @@ def train(
     return _summarise(history, out_dir, len(y_train), count_params(model), device)
 
 
+def held_out_validation(history: list[dict]) -> bool:
+    """Whether the run of these epoch records measured validation accuracy (its config held out
+    validation images)."""
+    return any(r.get("val_acc") is not None for r in history)
+
+
 def select_epoch(history: list[dict]) -> dict:
     """The epoch record with the best validation accuracy; on ties, the earlier epoch. A run that
     held out no validation images keeps its last epoch."""
-    if history[-1]["val_acc"] is None:
+    if not held_out_validation(history):
         return history[-1]
     return max(history, key=lambda r: (r["val_acc"], -r["epoch"]))
 

@@ -182,7 +182,8 @@ def epoch_table(run_record: dict, original_acc: tuple[float, ...] | None = None)
     if original_acc is not None:
         by_epoch = pd.Series(original_acc, index=range(1, len(original_acc) + 1))
         table.insert(3, "original_test_acc", by_epoch.reindex(table.index))
-    why = "selected on validation" if table["val_acc"].notna().any() else "the last"
+    why = ("selected on validation" if torch_cnn.held_out_validation(run_record["epochs"])
+           else "the last")  # fmt: skip
     table["selected"] = [f"<- {why}" if e == run_record["selected_epoch"] else ""
                          for e in table.index]  # fmt: skip
     return table
@@ -208,8 +209,8 @@ def versus_original(
             f"ours {max(ours):.2%}, the original's {max(original_acc[:n]):.2%}.")  # fmt: skip
     if len(run_record["epochs"]) > n:
         text += f" Our epochs after {n} are left out: the original ran {n}."
-    held_out = any(r.get("val_acc") is not None for r in run_record["epochs"])
-    kept = "selected on validation" if held_out else "the last epoch"
+    kept = ("selected on validation" if torch_cnn.held_out_validation(run_record["epochs"])
+            else "the last epoch")  # fmt: skip
     return (text + f" Ours, {kept}: {run_record['test_accuracy']:.2%} "
             f"(epoch {run_record['selected_epoch']}).")  # fmt: skip
 
