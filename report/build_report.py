@@ -344,6 +344,14 @@ def _beside_the_original(seeds: dict) -> dict:
             "original_last_epoch": original.TORCH_TEST_ACC[-1] if as_long else None}  # fmt: skip
 
 
+def _init_and_changes(group: dict) -> str:
+    """A group of torch_run.seeds_by_init trained on all 60,000 images, named by its
+    initialisation and whatever else it changes from the reproduction, e.g. 'init=he_xavier'."""
+    changes = [change for change in group["description"].split(", ")
+               if change not in (f"init={group['init']}", "hold_out_validation=False")]
+    return ", ".join([f"init={group['init']}", *changes])
+
+
 def _reproduction_times(gpu_runs: dict) -> dict | None:
     """The slowest and the fastest of the reproduction's full-length GPU runs (gpu_runs.sh times
     each alone), when there are two or more."""
@@ -681,8 +689,13 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     if extras["seeds"]:
         extras["seeds"] = _beside_the_original(extras["seeds"])
     if extras["init_seeds"]:
-        extras["init_seeds"] = {**extras["init_seeds"], "groups": [
-            _beside_the_original(group) for group in extras["init_seeds"]["groups"]]}  # fmt: skip
+        groups = [_beside_the_original(group) for group in extras["init_seeds"]["groups"]]
+        extras["init_seeds"] = {
+            **extras["init_seeds"], "groups": groups,
+            "held_out": [g for g in groups if g["hold_out_validation"]],  # make gpu
+            "all_data": [{**g, "label": _init_and_changes(g)}  # make all-data
+                         for g in groups if not g["hold_out_validation"]],
+        }  # fmt: skip
     if extras["gpu_runs"]:
         extras["gpu_runs"] = {**extras["gpu_runs"],
                               "reproduction_times": _reproduction_times(extras["gpu_runs"])}  # fmt: skip

@@ -327,6 +327,8 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
                  0.5664, 0.8074),
                 ("pytorch", "init=pytorch, cuda_graphs=True", "NVIDIA Fake GPU 80GB",
                  [0.9205, 0.9256, 0.9248], 0.4622, 0.8326),
+                ("he_xavier", "hold_out_validation=False", HARDWARE, [0.9221, 0.9243, 0.9215],
+                 0.5903, 0.8061),
                 ("pytorch", "init=pytorch, hold_out_validation=False", HARDWARE, [0.9237, 0.9260],
                  0.4575, 0.8412),
             ]]}  # fmt: skip

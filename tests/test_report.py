@@ -389,6 +389,7 @@ def test_the_initialisations_over_seeds_are_reported(full):
         assert [r[:3] for r in rows[1:]] == [
             ["`he_xavier`", "cuda_graphs=True", "NVIDIA Fake GPU 80GB"],
             ["`pytorch`", "init=pytorch, cuda_graphs=True", "NVIDIA Fake GPU 80GB"],
+            ["`he_xavier`", "hold_out_validation=False", HARDWARE],
             ["`pytorch`", "init=pytorch, hold_out_validation=False", HARDWARE],
             [*original_row, ""]]  # fmt: skip
         for row, g in zip(rows[1:], by_init["groups"], strict=False):
@@ -400,23 +401,32 @@ def test_the_initialisations_over_seeds_are_reported(full):
                                f"{100 * first['test_acc']:.2f}"]  # fmt: skip
         assert rows[-1][3:] == ["1", "93.00", f"{100 * theirs:.2f}", "0.4571", "83.49", "87.97"]
     assert "`init=pytorch` keeps each layer's PyTorch default" in md
-    assert "`make all-data` trains as it did" in md and "the last epoch; the test set selects" in md
-    assert "`make all-data` 按原报告的方式训练" in zh and "取最后一轮（测试集不参与选择）" in zh
-    test = by_init["groups"][2]["test_accuracy"]
-    assert ("Trained as the original was (init=pytorch, hold_out_validation=False), the test "
-            f"accuracy at the last epoch is {test['mean']:.2%} ± {100 * test['std']:.2f} points over 2 "
-            f"seeds (from {test['min']:.2%} to {test['max']:.2%}). The original's last epoch gave "
-            "92.64%, and its best epoch, picked on the test set, 93.00%.") in md  # fmt: skip
-    assert (f"2 个种子最后一轮的测试准确率为 {test['mean']:.2%} ± {100 * test['std']:.2f} 个百分点"
-            f"（最低 {test['min']:.2%}，最高 {test['max']:.2%}）。原报告最后一轮为 92.64%，"
-            "按测试集选出的最佳一轮为 93.00%。") in zh  # fmt: skip
+    assert ("`make all-data` trains as it did (`hold_out_validation=False`) with each "
+            "initialisation.") in md and "the last epoch; the test set selects" in md  # fmt: skip
+    assert ("`make all-data` 按原报告的方式（`hold_out_validation=False`）分别用两种初始化训练。" in zh
+            and "取最后一轮（测试集不参与选择）" in zh)  # fmt: skip
+    he_xavier, pytorch = (g["test_accuracy"] for g in by_init["groups"][2:])
+    assert ("Trained as the original was, the test accuracy at the last epoch is "
+            f"{he_xavier['mean']:.2%} ± {100 * he_xavier['std']:.2f} points over 3 seeds (from "
+            f"{he_xavier['min']:.2%} to {he_xavier['max']:.2%}) with `init=he_xavier`, and "
+            f"{pytorch['mean']:.2%} ± {100 * pytorch['std']:.2f} points over 2 seeds (from "
+            f"{pytorch['min']:.2%} to {pytorch['max']:.2%}) with `init=pytorch`. The original's "
+            "last epoch gave 92.64%, and its best epoch, picked on the test set, 93.00%.") in md  # fmt: skip
+    assert (f"按原报告的方式训练时，最后一轮的测试准确率：`init=he_xavier` 为 {he_xavier['mean']:.2%} ± "
+            f"{100 * he_xavier['std']:.2f} 个百分点（3 个种子，最低 {he_xavier['min']:.2%}，最高 "
+            f"{he_xavier['max']:.2%}）；`init=pytorch` 为 {pytorch['mean']:.2%} ± "
+            f"{100 * pytorch['std']:.2f} 个百分点（2 个种子，最低 {pytorch['min']:.2%}，最高 "
+            f"{pytorch['max']:.2%}）。原报告最后一轮为 92.64%，按测试集选出的最佳一轮为 93.00%。") in zh  # fmt: skip
     assert "The table gives the reproduction trained over seeds with each on a GPU" in md
     assert "下表给出各初始化方式在 GPU 上" in zh
-    assert (f"; trained as the original was (init=pytorch, hold_out_validation=False), its last "
-            f"epoch gives {test['mean']:.2%} ± {100 * test['std']:.2f} points over 2 seeds, against "
-            "the original's last epoch, 92.64%.") in md  # the conclusions  # fmt: skip
-    assert (f"；按原报告的方式训练（init=pytorch, hold_out_validation=False），2 个种子最后一轮为 "
-            f"{test['mean']:.2%} ± {100 * test['std']:.2f} 个百分点，原报告最后一轮为 92.64%。") in zh
+    assert (f"; trained as the original was, its last epoch gives {he_xavier['mean']:.2%} ± "
+            f"{100 * he_xavier['std']:.2f} points over 3 seeds with `init=he_xavier` and "
+            f"{pytorch['mean']:.2%} ± {100 * pytorch['std']:.2f} points over 2 seeds with "
+            "`init=pytorch`, against the original's last epoch, 92.64%.") in md  # the conclusions  # fmt: skip
+    assert (f"；按原报告的方式训练，最后一轮`init=he_xavier` 为 {he_xavier['mean']:.2%} ± "
+            f"{100 * he_xavier['std']:.2f} 个百分点（3 个种子），`init=pytorch` 为 "
+            f"{pytorch['mean']:.2%} ± {100 * pytorch['std']:.2f} 个百分点（2 个种子），"
+            "原报告最后一轮为 92.64%。") in zh  # fmt: skip
     assert "Left out: reproduction_lr_seed0.json (no other seed trained alike)." in md
     assert "`init=pytorch` 则保留各层在 PyTorch 中的默认初始化" in zh
     assert "未计入：reproduction_lr_seed0.json (no other seed trained alike)。" in zh
@@ -444,6 +454,13 @@ def test_initialisations_recorded_before_all_data_are_reported_as_held_out(tmp_p
         assert absent not in md
     for absent in ("make all-data", "按原报告的方式训练", "取最后一轮"):
         assert absent not in zh
+
+
+def test_groups_trained_on_all_data_are_named_by_initialisation_then_other_changes():
+    groups = [{"init": "he_xavier", "description": "hold_out_validation=False"},
+              {"init": "pytorch", "description": "init=pytorch, epochs=4, hold_out_validation=False"}]
+    assert [build_report._init_and_changes(g) for g in groups] == [
+        "init=he_xavier", "init=pytorch, epochs=4"]
 
 
 def test_the_reproductions_gpu_times_are_compared(full):
