@@ -401,14 +401,15 @@ def test_the_initialisations_over_seeds_are_reported(full):
                                f"{100 * first['test_acc']:.2f}"]  # fmt: skip
         assert rows[-1][3:] == ["1", "93.00", f"{100 * theirs:.2f}", "0.4571", "83.49", "87.97"]
     assert "`init=pytorch` keeps each layer's PyTorch default" in md
-    assert ("`make all-data` trains as it did (`hold_out_validation=False`) with each "
-            "initialisation.") in md and "the last epoch; the test set selects" in md  # fmt: skip
-    assert ("`make all-data` 按原报告的方式（`hold_out_validation=False`）分别用两种初始化训练。" in zh
-            and "取最后一轮（测试集不参与选择）" in zh)  # fmt: skip
+    assert ("`make all-data` trains the reproduction as it did (`hold_out_validation=False`) over "
+            "seeds, with `init=he_xavier` and `init=pytorch`.") in md  # fmt: skip
+    assert "the last epoch; the test set selects" in md
+    assert ("`make all-data` 按原报告的方式（`hold_out_validation=False`）用多个随机种子训练复现，各组设置："
+            "`init=he_xavier`、`init=pytorch`。") in zh and "取最后一轮（测试集不参与选择）" in zh
     he_xavier, pytorch = (g["test_accuracy"] for g in by_init["groups"][2:])
-    assert ("Trained as the original was, the test accuracy at the last epoch is "
+    assert ("Trained as the original was, the reproduction's last epoch gives "
             f"{he_xavier['mean']:.2%} ± {100 * he_xavier['std']:.2f} points over 3 seeds (from "
-            f"{he_xavier['min']:.2%} to {he_xavier['max']:.2%}) with `init=he_xavier`, and "
+            f"{he_xavier['min']:.2%} to {he_xavier['max']:.2%}) with `init=he_xavier` and "
             f"{pytorch['mean']:.2%} ± {100 * pytorch['std']:.2f} points over 2 seeds (from "
             f"{pytorch['min']:.2%} to {pytorch['max']:.2%}) with `init=pytorch`. The original's "
             "last epoch gave 92.64%, and its best epoch, picked on the test set, 93.00%.") in md  # fmt: skip
@@ -423,10 +424,10 @@ def test_the_initialisations_over_seeds_are_reported(full):
             f"{100 * he_xavier['std']:.2f} points over 3 seeds with `init=he_xavier` and "
             f"{pytorch['mean']:.2%} ± {100 * pytorch['std']:.2f} points over 2 seeds with "
             "`init=pytorch`, against the original's last epoch, 92.64%.") in md  # the conclusions  # fmt: skip
-    assert (f"；按原报告的方式训练，最后一轮`init=he_xavier` 为 {he_xavier['mean']:.2%} ± "
-            f"{100 * he_xavier['std']:.2f} 个百分点（3 个种子），`init=pytorch` 为 "
+    assert (f"；按原报告的方式训练，最后一轮的测试准确率 `init=he_xavier` 为 {he_xavier['mean']:.2%} ± "
+            f"{100 * he_xavier['std']:.2f} 个百分点（3 个种子）、`init=pytorch` 为 "
             f"{pytorch['mean']:.2%} ± {100 * pytorch['std']:.2f} 个百分点（2 个种子），"
-            "原报告最后一轮为 92.64%。") in zh  # fmt: skip
+            "对照原报告最后一轮的 92.64%。") in zh  # fmt: skip
     assert "Left out: reproduction_lr_seed0.json (no other seed trained alike)." in md
     assert "`init=pytorch` 则保留各层在 PyTorch 中的默认初始化" in zh
     assert "未计入：reproduction_lr_seed0.json (no other seed trained alike)。" in zh
@@ -454,6 +455,29 @@ def test_initialisations_recorded_before_all_data_are_reported_as_held_out(tmp_p
         assert absent not in md
     for absent in ("make all-data", "按原报告的方式训练", "取最后一轮"):
         assert absent not in zh
+
+
+def _one_group_on_all_data(runs: dict) -> None:
+    """The GPU groups and one group trained on all the images, the last (init=pytorch)."""
+    path = runs["pytorch"] / "metrics.json"
+    metrics = read_json(path)
+    groups = metrics["init_seeds"]["groups"]
+    metrics["init_seeds"]["groups"] = [g for g in groups if g["hold_out_validation"]] + groups[-1:]
+    write_json(path, metrics)
+
+
+def test_one_group_on_all_data_is_reported_alone(tmp_path, figure_cache):
+    built = _build(tmp_path, figure_cache, readme=False, notebooks=False,
+                   damage=_one_group_on_all_data)  # fmt: skip
+    md, zh = " ".join(built["md"].split()), " ".join(built["zh"].split())
+    assert [row[0] for row in tables(built["md"])["init-seeds"][1:]] == [
+        "`he_xavier`", "`pytorch`", "`pytorch`", "the original"]
+    assert "over seeds, with `init=pytorch`. Each row" in md
+    assert "各组设置：`init=pytorch`。" in zh
+    assert ") with `init=pytorch`. The original's last epoch gave 92.64%" in md
+    assert "最后一轮的测试准确率：`init=pytorch` 为 " in zh
+    assert "points over 2 seeds with `init=pytorch`, against the original's last epoch" in md
+    assert "he_xavier`, and" not in md and "he_xavier` and" not in md
 
 
 def test_groups_trained_on_all_data_are_named_by_initialisation_then_other_changes():
