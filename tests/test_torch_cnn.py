@@ -91,6 +91,24 @@ def test_initialisation_pytorch_keeps_the_layers_defaults():
     assert torch.count_nonzero(model.fc1.bias) > 0
 
 
+def test_initialisation_as_marked_only_where_the_original_table_marks_it():
+    config = dataclasses.replace(torch_cnn.REPRODUCTION, init="as_marked")
+    torch.manual_seed(0)
+    model = torch_cnn.build_model(config)
+    torch.manual_seed(0)
+    defaults = torch_cnn.original_net().state_dict()
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, defaults[k])}
+    assert changed == {"conv1.weight", "fc1.weight"}
+    assert model.conv1.weight.std().item() == pytest.approx((2 / 9) ** 0.5, rel=0.15)  # He, fan-in 9
+    bound = (6 / (model.fc1.in_features + model.fc1.out_features)) ** 0.5  # Xavier-uniform
+    assert 0.95 * bound < model.fc1.weight.abs().max() <= bound
+
+
+def test_initialisation_as_marked_refuses_the_resnet():
+    with pytest.raises(ValueError, match="Config.init 'as_marked'.*ResNet"):
+        torch_cnn.Config(model="resnet", init="as_marked")
+
+
 def test_summary_reports_measured_shapes_and_counts():
     text = torch_cnn.summary(torch_cnn.build_model(torch_cnn.REPRODUCTION))
     assert "(64, 7, 7)" in text and "(3136,)" in text and "1,606,144" in text
