@@ -344,12 +344,21 @@ def _beside_the_original(seeds: dict) -> dict:
             "original_last_epoch": original.TORCH_TEST_ACC[-1] if as_long else None}  # fmt: skip
 
 
+# What the report's sentences on the groups over seeds say already: how they were trained.
+_IMPLIED = ("hold_out_validation=False", "cuda_graphs=True")
+
+
 def _init_and_changes(group: dict) -> str:
-    """A group of torch_run.seeds_by_init trained on all 60,000 images, named by its
-    initialisation and whatever else it changes from the reproduction, e.g. 'init=he_xavier'."""
+    """A group of torch_run.seeds_by_init named by its initialisation and whatever else it changes
+    from the reproduction, but for what its sentence says (_IMPLIED), e.g. 'init=he_xavier'."""
     changes = [change for change in group["description"].split(", ")
-               if change not in (f"init={group['init']}", "hold_out_validation=False")]
+               if change != f"init={group['init']}" and change not in _IMPLIED]
     return ", ".join([f"init={group['init']}", *changes])
+
+
+def _graphed(group: dict) -> bool:
+    """Whether a group of torch_run.seeds_by_init replayed its steps as CUDA graphs (make gpu)."""
+    return "cuda_graphs=True" in group["description"].split(", ")
 
 
 def _reproduction_times(gpu_runs: dict) -> dict | None:
@@ -679,8 +688,9 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
                                ("seeds", "the reproduction with other seeds (make seeds)",
                                 "其他随机种子的复现（make seeds）"),
                                ("init_seeds", "the reproduction over seeds with each "
-                                "initialisation (make gpu, make all-data)",
-                                "各初始化方式在多个随机种子下的复现（make gpu、make all-data）")):  # fmt: skip
+                                "initialisation (make gpu, make init-seeds, make all-data)",
+                                "各初始化方式在多个随机种子下的复现（make gpu、make init-seeds、"
+                                "make all-data）")):  # fmt: skip
         value = torch_m.get(key) if models["cnn-by-pytorch"]["present"] else None
         if value is None and models["cnn-by-pytorch"]["present"]:
             notes.add(f"not run: {what}: cnn-by-pytorch/metrics.json has '{key}': null",
@@ -689,12 +699,14 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     if extras["seeds"]:
         extras["seeds"] = _beside_the_original(extras["seeds"])
     if extras["init_seeds"]:
-        groups = [_beside_the_original(group) for group in extras["init_seeds"]["groups"]]
+        groups = [{**_beside_the_original(group), "label": _init_and_changes(group)}
+                  for group in extras["init_seeds"]["groups"]]  # fmt: skip
+        held_out = [g for g in groups if g["hold_out_validation"]]
         extras["init_seeds"] = {
             **extras["init_seeds"], "groups": groups,
-            "held_out": [g for g in groups if g["hold_out_validation"]],  # make gpu
-            "all_data": [{**g, "label": _init_and_changes(g)}  # make all-data
-                         for g in groups if not g["hold_out_validation"]],
+            "graphed": [g for g in held_out if _graphed(g)],  # make gpu
+            "held_out": [g for g in held_out if not _graphed(g)],  # make init-seeds
+            "all_data": [g for g in groups if not g["hold_out_validation"]],  # make all-data
         }  # fmt: skip
     if extras["gpu_runs"]:
         extras["gpu_runs"] = {**extras["gpu_runs"],

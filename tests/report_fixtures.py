@@ -309,7 +309,7 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
                                "std": 0.00084, "min": 0.9215, "max": 0.9230},
                 "left_out": [],
             }  # fmt: skip
-            metrics["init_seeds"] = {"folders": ["gpu_seeds", "all_data"], "left_out": [
+            metrics["init_seeds"] = {"folders": ["gpu_seeds", "init_seeds", "all_data"], "left_out": [
                 "reproduction_lr_seed0.json (no other seed trained alike)"], "groups": [{
                 "init": init, "hold_out_validation": "hold_out_validation" not in description,
                 "description": description, "rows": [
@@ -327,6 +327,8 @@ def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
                  0.5664, 0.8074),
                 ("pytorch", "init=pytorch, cuda_graphs=True", "NVIDIA Fake GPU 80GB",
                  [0.9205, 0.9256, 0.9248], 0.4622, 0.8326),
+                ("as_marked", "init=as_marked", HARDWARE, [0.9231, 0.9262, 0.9219, 0.9244],
+                 0.4851, 0.8254),
                 ("he_xavier", "hold_out_validation=False", HARDWARE, [0.9221, 0.9243, 0.9215],
                  0.5903, 0.8061),
                 ("pytorch", "init=pytorch, hold_out_validation=False", HARDWARE, [0.9237, 0.9260],
