@@ -264,12 +264,13 @@ def build_model(config: Config) -> nn.Module:
     """The network ``config.model`` names, initialised as ``config.init`` says.
 
     'he_xavier' extends the marks of the original's layer table to every layer: He for the
-    convolutions, Xavier-uniform for the linear layers, zero biases. 'as_marked' reads the original's layer table literally: it marks
-    He on the first convolution and Xavier-uniform on the first linear layer only, so the other
-    layers and every bias keep PyTorch's defaults (uniform, scaled by the fan-in, smaller than He's
-    or Xavier's). 'pytorch' keeps the defaults everywhere. The original's first logged epoch (train
-    loss 0.4571, accuracy 0.8349) is near 'pytorch' (0.462 and 0.833 on average over 8 seeds) and
-    far from 'he_xavier' (0.566 and 0.807), as if its He and Xavier had not reached every layer.
+    convolutions, Xavier-uniform for the linear layers, zero biases. 'as_marked' reads the table
+    to the letter: it marks He on the first convolution and Xavier-uniform on the first linear
+    layer only, so the other layers and every bias keep PyTorch's defaults (uniform, scaled by the
+    fan-in, smaller than He's or Xavier's). 'pytorch' keeps the defaults everywhere. The original's
+    first logged epoch (train loss 0.4571, accuracy 0.8349) is near 'pytorch' (0.462 and 0.833 on
+    average over 8 seeds) and far from 'he_xavier' (0.566 and 0.807), as if its He and Xavier had
+    not reached every layer.
     """
     model = resnet() if config.model == "resnet" else original_net(se=config.model == "se")
     if config.init == "pytorch":

@@ -237,9 +237,10 @@ def over_seeds(reproduction: dict, folder: Path) -> dict | None:
 
 def seeds_by_init(*folders: Path) -> dict | None:
     """The runs recorded in ``folders`` (gpu_runs.sh and make init-seeds: the reproduction over
-    seeds with other initialisations; make all-data: trained on all 60,000 images) in groups trained alike but for
-    the seed, in folder then file-name order: each group's initialisation, what it changes from the
-    reproduction preset, and its spread over the seeds as ``over_seeds`` gives it (at the last
+    seeds with each initialisation; make all-data: trained on all 60,000 images) in groups
+    trained alike but for the seed, in folder then file-name order: each group's initialisation,
+    what it changes from the reproduction preset, and its spread over the seeds as ``over_seeds``
+    gives it (at the last
     epoch for runs that held out no validation). Named in ``left_out``: a seed recorded twice in a
     group, a run with no other seed trained alike, and groups of another length than the first.
     None when no group has two seeds."""

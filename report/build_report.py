@@ -356,7 +356,7 @@ def _init_and_changes(group: dict) -> str:
     return ", ".join([f"init={group['init']}", *changes])
 
 
-def _graphed(group: dict) -> bool:
+def _replayed_as_graphs(group: dict) -> bool:
     """Whether a group of torch_run.seeds_by_init replayed its steps as CUDA graphs (make gpu)."""
     return "cuda_graphs=True" in group["description"].split(", ")
 
@@ -704,8 +704,8 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
         held_out = [g for g in groups if g["hold_out_validation"]]
         extras["init_seeds"] = {
             **extras["init_seeds"], "groups": groups,
-            "graphed": [g for g in held_out if _graphed(g)],  # make gpu
-            "held_out": [g for g in held_out if not _graphed(g)],  # make init-seeds
+            "graphed": [g for g in held_out if _replayed_as_graphs(g)],  # make gpu
+            "held_out": [g for g in held_out if not _replayed_as_graphs(g)],  # make init-seeds
             "all_data": [g for g in groups if not g["hold_out_validation"]],  # make all-data
         }  # fmt: skip
     if extras["gpu_runs"]:

@@ -402,12 +402,12 @@ def test_the_initialisations_over_seeds_are_reported(full):
                                f"{100 * first['test_acc']:.2f}"]  # fmt: skip
         assert rows[-1][3:] == ["1", "93.00", f"{100 * theirs:.2f}", "0.4571", "83.49", "87.97"]
     assert ("Our preset extends the marks to every layer, with zero biases (`init=he_xavier`); "
-            "`init=as_marked` follows the table to the letter and leaves the other layers at "
-            "PyTorch's defaults; `init=pytorch` keeps the defaults everywhere.") in md  # fmt: skip
+            "`init=as_marked` follows the table to the letter and leaves the other layers and every "
+            "bias at PyTorch's defaults; `init=pytorch` keeps the defaults everywhere.") in md  # fmt: skip
     assert ("`make gpu` trains the reproduction over seeds with `init=he_xavier` and "
             "`init=pytorch` on a GPU (the step replayed") in md  # fmt: skip
-    assert ("`make init-seeds` trains it over seeds with `init=as_marked` as the notebook does, "
-            "validation held out.") in md  # fmt: skip
+    assert ("`make init-seeds` trains the reproduction over seeds with `init=as_marked`, "
+            "validation held out as in the notebook.") in md  # fmt: skip
     assert "`make gpu` 在 GPU 上用多个随机种子训练复现，各组设置：`init=he_xavier`、`init=pytorch`（" in zh
     assert "`make init-seeds` 像笔记本一样留出验证集，用多个随机种子训练复现，各组设置：`init=as_marked`。" in zh
     marked = by_init["groups"][2]["test_accuracy"]
@@ -442,11 +442,11 @@ def test_the_initialisations_over_seeds_are_reported(full):
             f"{pytorch['mean']:.2%} ± {100 * pytorch['std']:.2f} 个百分点（2 个种子），"
             "对照原报告最后一轮的 92.64%。") in zh  # fmt: skip
     assert "Left out: reproduction_lr_seed0.json (no other seed trained alike)." in md
-    assert "`init=as_marked` 严格按层表实现，其余各层保留 PyTorch 的默认初始化" in zh
+    assert "`init=as_marked` 严格按层表实现，其余各层及所有偏置保留 PyTorch 的默认初始化" in zh
     assert "未计入：reproduction_lr_seed0.json (no other seed trained alike)。" in zh
 
 
-def _gpu_groups_recorded_before_all_data(runs: dict) -> None:
+def _only_gpu_groups_recorded_before_all_data(runs: dict) -> None:
     """Only the GPU groups, as a metrics.json written before hold_out_validation has them."""
     path = runs["pytorch"] / "metrics.json"
     metrics = read_json(path)
@@ -456,10 +456,9 @@ def _gpu_groups_recorded_before_all_data(runs: dict) -> None:
     write_json(path, metrics)
 
 
-def test_initialisations_recorded_before_all_data_are_reported_as_held_out(tmp_path,
-                                                                            figure_cache):  # fmt: skip
+def test_gpu_groups_recorded_before_all_data_are_reported_as_held_out(tmp_path, figure_cache):
     built = _build(tmp_path, figure_cache, readme=False, notebooks=False,
-                   damage=_gpu_groups_recorded_before_all_data)  # fmt: skip
+                   damage=_only_gpu_groups_recorded_before_all_data)  # fmt: skip
     md, zh = " ".join(built["md"].split()), " ".join(built["zh"].split())
     assert len(tables(built["md"])["init-seeds"]) == 4  # header, two GPU groups, the original
     assert "`make gpu` trains the reproduction over seeds with `init=he_xavier` and" in md
@@ -490,8 +489,29 @@ def test_one_group_on_all_data_is_reported_alone(tmp_path, figure_cache):
     assert ") with `init=pytorch`. The original's last epoch gave 92.64%" in md
     assert "最后一轮的测试准确率：`init=pytorch` 为 " in zh
     assert "points over 2 seeds with `init=pytorch`, against the original's last epoch" in md
-    assert "with `init=he_xavier` and `init=pytorch`." not in md
     assert "points over 3 seeds with `init=he_xavier`" not in md
+    assert "over seeds, with `init=he_xavier`" not in md
+
+
+def _no_gpu_groups(runs: dict) -> None:
+    """The groups of a project without a GPU: none replayed as CUDA graphs."""
+    path = runs["pytorch"] / "metrics.json"
+    metrics = read_json(path)
+    metrics["init_seeds"]["groups"] = [g for g in metrics["init_seeds"]["groups"]
+                                       if "cuda_graphs=True" not in g["description"]]  # fmt: skip
+    write_json(path, metrics)
+
+
+def test_groups_without_a_gpu_are_reported_without_make_gpu(tmp_path, figure_cache):
+    built = _build(tmp_path, figure_cache, readme=False, notebooks=False, damage=_no_gpu_groups)
+    md, zh = " ".join(built["md"].split()), " ".join(built["zh"].split())
+    assert [row[0] for row in tables(built["md"])["init-seeds"][1:]] == [
+        "`as_marked`", "`he_xavier`", "`pytorch`", "the original"]
+    assert ("keeps the defaults everywhere. `make init-seeds` trains the reproduction over seeds "
+            "with `init=as_marked`, validation held out as in the notebook. The original also") in md
+    assert "所有层都用默认初始化。`make init-seeds` 像笔记本一样留出验证集" in zh
+    assert "make gpu" not in md.split("layer table marks")[1].split("<!-- table: init-seeds")[0]
+    assert "CUDA graph" not in zh.split("原报告的层表")[1].split("<!-- table: init-seeds")[0]
 
 
 def test_groups_over_seeds_are_named_by_initialisation_then_other_changes():
@@ -501,7 +521,7 @@ def test_groups_over_seeds_are_named_by_initialisation_then_other_changes():
               {"init": "as_marked", "description": "init=as_marked, lr=0.002"}]
     assert [build_report._init_and_changes(g) for g in groups] == [
         "init=he_xavier", "init=pytorch, epochs=4", "init=he_xavier", "init=as_marked, lr=0.002"]
-    assert [build_report._graphed(g) for g in groups] == [False, False, True, False]
+    assert [build_report._replayed_as_graphs(g) for g in groups] == [False, False, True, False]
 
 
 def test_the_reproductions_gpu_times_are_compared(full):

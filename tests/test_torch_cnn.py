@@ -104,6 +104,16 @@ def test_initialisation_as_marked_only_where_the_original_table_marks_it():
     assert 0.95 * bound < model.fc1.weight.abs().max() <= bound
 
 
+def test_initialisation_as_marked_leaves_the_squeeze_excite_gates_at_their_defaults():
+    config = dataclasses.replace(torch_cnn.REPRODUCTION, model="se", init="as_marked")
+    torch.manual_seed(0)
+    model = torch_cnn.build_model(config)
+    torch.manual_seed(0)
+    defaults = torch_cnn.original_net(se=True).state_dict()
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, defaults[k])}
+    assert changed == {"conv1.weight", "fc1.weight"}  # not se1.fc1 nor se2.fc1
+
+
 def test_initialisation_as_marked_refuses_the_resnet():
     with pytest.raises(ValueError, match="Config.init 'as_marked'.*ResNet"):
         torch_cnn.Config(model="resnet", init="as_marked")
