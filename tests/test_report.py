@@ -885,8 +885,8 @@ def test_every_note_is_in_both_languages(tmp_path, figure_cache):
         "未运行：ResNet（需要 GPU）：cnn-by-pytorch/metrics.json 中 'resnet' 为 null",
         "未运行：GPU 上的运行：cnn-by-pytorch/metrics.json 中 'gpu_runs' 为 null",
         "未运行：其他随机种子的复现（make seeds）：cnn-by-pytorch/metrics.json 中 'seeds' 为 null",
-        "未运行：各初始化方式在多个随机种子下的复现（make gpu、make all-data）：cnn-by-pytorch/metrics.json 中 "
-        "'init_seeds' 为 null",
+        "未运行：各初始化方式在多个随机种子下的复现（make gpu、make init-seeds、make all-data）："
+        "cnn-by-pytorch/metrics.json 中 'init_seeds' 为 null",
     ]  # fmt: skip
     zh_notes = [n["zh"] for n in notes]
     for note in expected_zh:
