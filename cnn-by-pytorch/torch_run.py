@@ -364,13 +364,15 @@ def ensemble(torch_checkpoints: dict[str, Path], numpy_metrics: Path, splits: Sp
         name: torch_cnn.predict_proba(model, splits.test_images, tta_flip=model.config.tta_flip)
         for name, model in models.items()
     }
-    if numpy_metrics.is_file():
+    # Checkpoints are not committed: a fresh clone has the NumPy metrics but not its weights.
+    checkpoint = (numpy_metrics.parent / read_json(numpy_metrics)["checkpoint"]
+                  if numpy_metrics.is_file() else numpy_metrics)  # fmt: skip
+    if checkpoint.is_file():
         numpy_cnn = import_model_module("cnn-by-myself", "numpy_cnn")
-        checkpoint = numpy_metrics.parent / json.loads(numpy_metrics.read_text())["checkpoint"]
         numpy_model = numpy_cnn.load(checkpoint)
         probabilities["NumPy tuned"] = numpy_cnn.predict_proba(numpy_model, splits.test_images)
     else:
-        print(f"{numpy_metrics} not found: the ensemble has only the PyTorch models "
+        print(f"{checkpoint} not found: the ensemble has only the PyTorch models "
               "(run the NumPy notebook first)")  # fmt: skip
     if len(probabilities) < 2:
         return None

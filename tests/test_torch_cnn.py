@@ -15,6 +15,7 @@ import torch
 import torch_cnn
 from torch import nn
 
+from fashion_mnist.files import write_json
 from fashion_mnist.runlog import write_metrics
 
 TINY = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=2, batch_size=32, eval_batch_size=64)
@@ -824,3 +825,16 @@ def test_the_epoch_benchmark_runs_both_loops_and_records(tmp_path):
     saved = json.loads(record.read_text())
     assert saved["results"] == result and (saved["rounds"], saved["steps"]) == (1, 2)
     assert saved["provenance"]["git_commit"] and saved["threads"] == result["ours"]["threads"]
+
+
+def test_ensemble_without_the_numpy_checkpoint_says_which_file_is_missing(tmp_path, capsys):
+    """A fresh clone has the NumPy notebook's metrics.json but not its (uncommitted) weights."""
+    import torch_run
+
+    metrics = tmp_path / "metrics.json"
+    write_json(metrics, {"checkpoint": "checkpoints/tuned/model_step7000.npz"})
+    assert torch_run.ensemble({}, metrics, splits=None) is None
+    missing = tmp_path / "checkpoints/tuned/model_step7000.npz"
+    assert f"{missing} not found: the ensemble has only the PyTorch models" in capsys.readouterr().out
+    assert torch_run.ensemble({}, tmp_path / "absent.json", splits=None) is None
+    assert "absent.json not found" in capsys.readouterr().out
