@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import statistics
 import sys
@@ -240,10 +239,9 @@ def seeds_by_init(*folders: Path) -> dict | None:
     seeds with each initialisation; make all-data: trained on all 60,000 images) in groups
     trained alike but for the seed, in folder then file-name order: each group's initialisation,
     what it changes from the reproduction preset, and its spread over the seeds as ``over_seeds``
-    gives it (at the last
-    epoch for runs that held out no validation). Named in ``left_out``: a seed recorded twice in a
-    group, a run with no other seed trained alike, and groups of another length than the first.
-    None when no group has two seeds."""
+    gives it (at the last epoch for runs that held out no validation). Named in ``left_out``: a
+    seed recorded twice in a group, a run with no other seed trained alike, and groups of another
+    length than the first. None when no group has two seeds."""
     groups, left_out = {}, []
     recorded = [run for folder in folders for run in _recorded_in(folder)]
     for path, run_record, config in recorded:
@@ -407,7 +405,7 @@ def recorded_runs(folder: Path) -> dict | None:
 
 def read_recorded(path: Path) -> dict | None:
     """A result recorded by an earlier run (``make ablation``, a GPU run), or None."""
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def record(path: Path, result: dict) -> dict:

@@ -701,11 +701,11 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     if extras["init_seeds"]:
         groups = [{**_beside_the_original(group), "label": _init_and_changes(group)}
                   for group in extras["init_seeds"]["groups"]]  # fmt: skip
-        held_out = [g for g in groups if g["hold_out_validation"]]
+        validated = [g for g in groups if g["hold_out_validation"]]
         extras["init_seeds"] = {
             **extras["init_seeds"], "groups": groups,
-            "graphed": [g for g in held_out if _replayed_as_graphs(g)],  # make gpu
-            "held_out": [g for g in held_out if not _replayed_as_graphs(g)],  # make init-seeds
+            "graphed": [g for g in validated if _replayed_as_graphs(g)],  # make gpu
+            "held_out": [g for g in validated if not _replayed_as_graphs(g)],  # make init-seeds
             "all_data": [g for g in groups if not g["hold_out_validation"]],  # make all-data
         }  # fmt: skip
     if extras["gpu_runs"]:
