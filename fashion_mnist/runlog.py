@@ -200,7 +200,9 @@ def provenance(wall_seconds: float | None = None) -> dict:
         "cpu": _cpu_model(),
         "cpu_cores": os.cpu_count(),
         "gpu": _gpu_name(),
-        "platform": platform.platform(),
+        # the OS and architecture, not the kernel's release string: that names a host build,
+        # which explains no result
+        "platform": f"{platform.system()} {platform.machine()}",
         "python": platform.python_version(),
         "numpy": _version("numpy"),
         "torch": _version("torch"),

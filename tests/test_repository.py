@@ -1,0 +1,56 @@
+"""Checks of what is committed: no file carries the path of the machine that produced it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from fashion_mnist import REPO_ROOT
+from fashion_mnist.runlog import provenance
+
+# An absolute path into a checkout of this project, wherever that checkout was: a folder of
+# the repository after it (…/cnn-by-myself/…, …/runs/…), or a virtual environment in it.
+CHECKOUT_PATH = re.compile(
+    r"(?<![\w.~])/(?:[\w.-]+/)+(?:cnn-by-myself|cnn-by-pytorch|fashion_mnist|runs|report|"
+    r"experiments|benchmarks|\.venv)/"
+)
+
+
+def committed_text_files() -> list:
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True,
+                                check=True).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    files = []
+    for name in filter(None, listed.decode().split("\0")):
+        path = REPO_ROOT / name
+        if path.is_file() and b"\0" not in path.read_bytes()[:8192]:
+            files.append(path)
+    return files
+
+
+def test_the_scan_finds_a_checkout_path():
+    assert CHECKOUT_PATH.search('"source": "/home/ana/fashion/cnn-by-myself/checkpoints/x"')
+    assert CHECKOUT_PATH.search("File /work/main/.venv/lib/python3.11/site-packages/a.py")
+    assert not CHECKOUT_PATH.search("apt installs /usr/share/datasets/fashion-mnist/")
+    assert not CHECKOUT_PATH.search("see cnn-by-myself/logs/tuned.log and ../runs/quick/")
+
+
+def test_no_committed_file_holds_an_absolute_checkout_path():
+    own = str(REPO_ROOT) + "/"
+    leaks = []
+    for path in committed_text_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found = own if own in text else (m.group(0) if (m := CHECKOUT_PATH.search(text)) else "")
+        if found:
+            leaks.append(f"{path.relative_to(REPO_ROOT)}: {found}")
+    assert not leaks, "absolute paths in committed files:\n" + "\n".join(leaks)
+
+
+def test_provenance_names_no_kernel_build():
+    record = provenance()
+    assert len(record["platform"].split()) == 2, record["platform"]  # system, machine
+    assert not re.search(r"\d+\.\d+\.\d+", record["platform"]), record["platform"]
