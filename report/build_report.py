@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Build the report (English and Chinese Markdown, self-contained HTML, PDF) from both runs.
 
-Reads only what the two notebooks saved (``metrics.json``, ``logs/``, ``figures/`` of each model
-folder, and the executed notebooks) and the speed benchmarks' ``benchmarks/bench_lenet.json``
-and ``bench_epoch.json`` beside it (``make bench``); nothing is retrained or re-measured. Every number in the report comes from
-those files or from ``fashion_mnist.original``, which cites ``ORIGINAL_REPORT.md``.
+Reads only what the notebooks and experiments saved: ``metrics.json``, ``logs/`` and
+``figures/`` of each model folder, the executed notebooks, the benchmarks of ``make bench``
+(``benchmarks/bench_lenet.json`` and, beside it, ``bench_epoch.json`` and ``bench_layers.json``)
+and ``experiments/robustness/robustness.json``; nothing is retrained or re-measured. Every number
+in the report comes from those files or from ``fashion_mnist.original``, which cites
+``ORIGINAL_REPORT.md``. They are read once into a typed context (``Report``), which both
+languages' templates render.
 
     python report/build_report.py            # full build: model folders -> report/ (+ README)
     python report/build_report.py --quick    # runs/quick/<model>/ -> runs/quick/report/
     python report/build_report.py --myself DIR --pytorch DIR --out DIR --notebooks DIR
-    python report/build_report.py --bench FILE   # another bench_lenet JSON (bench_epoch.json beside it)
+    python report/build_report.py --bench FILE   # another bench_lenet JSON (the others beside it)
 
 A missing input (a model that has not run, an experiment that was skipped) is printed, naming
 what is missing, and its section is marked "not run"; the report is built all the same.
@@ -28,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -40,12 +43,13 @@ from fashion_mnist.runlog import read_csv
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
-
 MODELS = ("cnn-by-myself", "cnn-by-pytorch")
 DEFAULT_BENCH = REPO_ROOT / "benchmarks" / "bench_lenet.json"  # written by `make bench`
+DEFAULT_ROBUSTNESS = REPO_ROOT / "experiments" / "robustness" / "robustness.json"
 FIGURE_KEYS = ("curves", "curves_first_1000", "confusion", "misclassified")
-NOTEBOOK_SOURCES = {"cnn-by-myself": "cnn-by-myself/demo.ipynb",
-                    "cnn-by-pytorch": "cnn-by-pytorch/demo.ipynb"}  # fmt: skip
+NOTEBOOK_SOURCES = {m: f"{m}/demo.ipynb" for m in MODELS}
+PROVENANCE_KEYS = ("git_commit", "git_dirty", "date", "cpu", "cpu_cores", "gpu", "platform",
+                   "python", "numpy", "torch")  # fmt: skip
 
 
 class ReportInputError(RuntimeError):
@@ -59,13 +63,13 @@ def _missing(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def pct(x, digits: int = 2) -> str:
-    """0.8612 -> '86.12' (tables say '%' in their header)."""
-    return "–" if _missing(x) else f"{100 * x:.{digits}f}"
+def _fmt(template: str, scale: float = 1):
+    return lambda x, digits=None: "–" if _missing(x) else template.format(scale * x, d=digits)
 
 
-def pct_s(x, digits: int = 2) -> str:
-    return "–" if _missing(x) else f"{100 * x:.{digits}f}%"
+pct, pct_s, pp, points = (_fmt("{:.2f}", 100), _fmt("{:.2f}%", 100), _fmt("{:+.2f}", 100),
+                          _fmt("{:.2f}", 100))  # fmt: skip
+secs = _fmt("{:,.1f}")
 
 
 def fixed(x, digits: int = 4) -> str:
@@ -76,19 +80,11 @@ def intc(x) -> str:
     return "–" if _missing(x) else f"{int(x):,}"
 
 
-def secs(x) -> str:
-    return "–" if _missing(x) else f"{x:,.1f}"
-
-
 def duration(x) -> str:
     """Seconds in words: '52.3 s', '12.4 min', '2.05 h'."""
     if _missing(x):
         return "–"
-    if x < 120:
-        return f"{x:.1f} s"
-    if x < 7200:
-        return f"{x / 60:.1f} min"
-    return f"{x / 3600:.2f} h"
+    return f"{x:.1f} s" if x < 120 else f"{x / 60:.1f} min" if x < 7200 else f"{x / 3600:.2f} h"
 
 
 def cell(x) -> str:
@@ -97,120 +93,288 @@ def cell(x) -> str:
         return "–"
     if isinstance(x, bool):
         return "yes" if x else "no"
-    if isinstance(x, float):
-        return f"{x:g}"
-    return str(x).replace("|", "\\|").replace("\n", " ")
+    return f"{x:g}" if isinstance(x, float) else str(x).replace("|", "\\|").replace("\n", " ")
 
 
-def pp(x) -> str:
-    """A difference of two accuracies in percentage points, signed."""
-    return "–" if _missing(x) else f"{100 * x:+.2f}"
+# --- The context: what the templates receive ------------------------------------------------------
 
 
-def points(x) -> str:
-    """A spread of accuracies (a standard deviation) in percentage points."""
-    return "–" if _missing(x) else f"{100 * x:.2f}"
+@dataclass(frozen=True)
+class Bi:
+    """A text in English and in Chinese."""
+
+    en: str
+    zh: str
+
+
+@dataclass
+class Table:
+    """A Markdown table, announced by ``<!-- table: ID -->``; a cell is text, a ``Bi``, or
+    None for a cell left bare (``| |``)."""
+
+    id: str
+    header: tuple[list, list]  # English, Chinese
+    align: str  # one letter a column: l(eft), r(ight), c(entre)
+    rows: list[list]
+
+    def markdown(self, lang: str) -> str:
+        def line(cells) -> str:
+            return "|" + "".join(" |" if c is None else f" {getattr(c, lang, c)} |" for c in cells)
+
+        rule = "|" + "".join({"l": "---|", "r": "---:|", "c": ":---:|"}[a] for a in self.align)
+        rows = [line(self.header[lang == "zh"]), rule, *map(line, self.rows)]
+        return "\n".join([f"<!-- table: {self.id} -->", "", *rows])
+
+
+class Notes(list):
+    """Messages about missing or odd inputs (``Bi``): printed in English, listed in each report."""
+
+    def add(self, en: str, zh: str) -> None:
+        self.append(Bi(en, zh))
+        print(f"report: {en}", file=sys.stderr)
+
+
+@dataclass
+class Provenance:
+    """Where and with what a run or benchmark ran (``fashion_mnist.runlog.provenance``)."""
+
+    values: dict
+
+    def __getattr__(self, key):
+        return self.__dict__["values"].get(key)
+
+    @property
+    def commit(self) -> str:
+        return f"`{self.git_commit[:12]}`" if self.git_commit else "–"
+
+
+@dataclass
+class LogSummary:
+    steps: int
+    last_step: int
+    first_loss: float
+    tail: int
+    tail_loss: float
+    tail_accuracy: float
+
+
+@dataclass
+class Verdict:
+    """Our largest confusion against the original's (Shirt predicted as T-shirt/top)."""
+
+    agrees: bool
+    rank: int | None
+    listed: int
+    top: tuple[Bi, Bi]
+    count: int
+    rate: float
+    pair: tuple[Bi, Bi]
+    pair_count: int | None
+
+
+@dataclass
+class Run:
+    """One training run of a model (its main run, its reproduction, the ResNet)."""
+
+    model: str
+    name: str
+    label: Bi
+    params: int
+    test_accuracy: float
+    val_accuracy: float | None
+    train_seconds: float | None  # None when resumed: what the record holds is a part
+    images_per_second: float | None
+    hardware: str | None
+    resumed_from: Bi | None  # "step 3,000" / "第 3,000 步", when resumed
+    recorded_from_log: bool
+    n_test: int | None
+    figures: dict[str, str | None]
+    logs: list[tuple[str, str]]  # (file name, link)
+    log_summary: LogSummary | None
+    layers: Table | None  # None when it trains the main run's network
+    progress: Table | None  # per checkpoint (NumPy) or per epoch (PyTorch)
+    confusion: Table | None
+    per_class: Table | None
+    confused: Table | None
+    verdict: Verdict | None
+    config: dict = field(repr=False, default_factory=dict)
+
+
+@dataclass
+class Model:
+    """A model folder's metrics.json: its runs and what its notebook recorded."""
+
+    name: str
+    implementation: str | None
+    code_lines: int | None
+    runs: list[Run]
+    reproduction: Run | None
+    first_images: str | None
+    data: dict | None
+    class_counts: dict  # split: images per class (only splits with every class)
+    class_totals: dict | None
+    gradient_error: float | None
+    provenance: Provenance
+    notebook_resumed: bool
+    config: Table
+
+    @property
+    def main(self) -> Run:
+        return self.runs[0]
+
+
+@dataclass
+class Spread:
+    mean: float
+    std: float
+    min: float
+    max: float
+
+
+@dataclass
+class Seeds:
+    """The reproduction over seeds (``make seeds``), beside the original's later epochs."""
+
+    seeds: list
+    test: Spread
+    later: Spread
+    first_epoch: int
+    last_epoch: int
+    original_later_half: float | None
+
+
+@dataclass
+class InitGroup:
+    """A group of torch_run.seeds_by_init: one initialisation over seeds."""
+
+    label: str
+    n: int
+    test: Spread
+    original_last_epoch: float | None
+
+
+@dataclass
+class InitSeeds:
+    graphed: list[InitGroup]  # make gpu
+    held_out: list[InitGroup]  # make init-seeds
+    all_data: list[InitGroup]  # make all-data
+    left_out: list[str]
+    table: Table
+
+
+@dataclass
+class Ablation:
+    epochs: int
+    hardware: str
+    table: Table
+    best: dict
+    baseline: dict | None
+
+
+@dataclass
+class Ensemble:
+    members: int
+    test_accuracy: float
+    best_member: tuple[str, float] | None
+    table: Table
+
+
+@dataclass
+class GpuRuns:
+    table: Table
+    times: dict | None  # the slowest and fastest full-length reproduction, timed alone
+
+
+@dataclass
+class SpeedBench:
+    settings: dict  # rounds, steps, warmup, threads (None in an older file)
+    table: Table
+    provenance: Provenance
+
+
+@dataclass
+class EpochBench:
+    ours: float
+    plain: float
+    ratio: float
+    settings: dict
+    provenance: Provenance
+
+
+@dataclass
+class OurSpeed:
+    """Our NumPy reproduction's seconds per step, beside the original's (original.NUMPY_SPEED)."""
+
+    batch_size: int
+    steps: int
+    train_seconds: float
+    hardware: str | None
+    images_per_second: float | None
+    seconds_per_step: float
+    speedup: float
+
+
+@dataclass
+class LayerBench:
+    """The per-layer profile (``benchmarks/bench_layers.json``): figure and table."""
+
+    batch_size: int
+    figure: str | None
+    table: Table
+    slowest: Bi
+    provenance: Provenance
+
+
+@dataclass
+class Robustness:
+    """Accuracy on corrupted test images (``experiments/robustness``): figure, table, worst case."""
+
+    figure: str | None
+    table: Table
+    worst: list[dict]  # per model: corruption, severity, accuracy, drop from clean
+
+
+@dataclass
+class Report:
+    """Everything the templates render, read once from the inputs."""
+
+    quick: bool
+    models: dict[str, Model | None]
+    folders: dict[str, str]
+    notes: Notes
+    notebooks: dict[str, dict]
+    figures: dict[str, str | None]
+    tables: dict[str, Table | None]
+    summary: dict
+    ablation: Ablation | None
+    ensemble: Ensemble | None
+    resnet: Run | None
+    gpu_runs: GpuRuns | None
+    seeds: Seeds | None
+    init_seeds: InitSeeds | None
+    bench: SpeedBench | None
+    bench_path: str
+    epoch_bench: EpochBench | None
+    layer_bench: LayerBench | None
+    robustness: Robustness | None
+    our_speed: OurSpeed | None
+    builder: dict
+    stages: list = field(default_factory=list)
+
+    @property
+    def myself(self) -> Model | None:
+        return self.models["cnn-by-myself"]
+
+    @property
+    def pytorch(self) -> Model | None:
+        return self.models["cnn-by-pytorch"]
 
 
 # --- Reading the inputs -----------------------------------------------------------------------
 
 
-class Notes:
-    """Messages about missing or odd inputs, each in English and Chinese: printed (in English)
-    and listed in the report of each language. ``items`` holds ``{"en": ..., "zh": ...}``."""
-
-    def __init__(self):
-        self.items: list[dict[str, str]] = []
-
-    def add(self, en: str, zh: str) -> None:
-        self.items.append({"en": en, "zh": zh})
-        print(f"report: {en}", file=sys.stderr)
-
-
 def _rel(target: Path, out: Path) -> str:
     return Path(os.path.relpath(target, out)).as_posix()
-
-
-def _load_metrics(model: str, folder: Path, notes: Notes) -> dict | None:
-    path = folder / "metrics.json"
-    if not path.is_file():
-        notes.add(
-            f"missing input: {model}: no metrics.json at {path} (run {NOTEBOOK_SOURCES[model]}, "
-            "e.g. `make run`); its sections are marked 'not run'",
-            f"缺少输入：{model}：{path} 处没有 metrics.json（请运行 {NOTEBOOK_SOURCES[model]}，"
-            "例如 `make run`）；相关章节标注为“未运行”",
-        )
-        return None
-    try:
-        metrics = read_json(path)
-    except ValueError as e:
-        raise ReportInputError(f"{path}: not valid JSON: {e}") from None
-    for key in ("test_accuracy", "params", "test_report"):
-        if key not in metrics:
-            raise ReportInputError(f"{path}: no '{key}' (not a run's metrics.json?)")
-    return _with_defaults(metrics, MODEL_DEFAULTS)
-
-
-BENCH_COMMAND = "python benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json"
-EPOCH_BENCH_COMMAND = "python benchmarks/bench_epoch.py --record benchmarks/bench_epoch.json"
-
-
-def _read_bench(path: Path, notes: Notes, parse: Callable[[dict], dict], what: tuple[str, str],
-                command: str, left: tuple[str, str]) -> dict | None:  # fmt: skip
-    """A benchmark's recorded results (``make bench``): ``parse(data)`` of the JSON at ``path``
-    with its provenance, or None with a note, in English and Chinese, when the file is missing or
-    unreadable (``parse`` raises), naming the results (``what``), the ``command`` that makes them,
-    and what the report leaves out (``left``)."""
-    how_en, how_zh = f"run `make bench`, i.e. `{command}`", f"请运行 `make bench`，即 `{command}`"
-    if not path.is_file():
-        notes.add(f"missing input: no {what[0]} at {path} ({how_en}); {left[0]}",
-                  f"缺少输入：{path} 处没有{what[1]}（{how_zh}）；{left[1]}")  # fmt: skip
-        return None
-    try:
-        data = read_json(path)
-        parsed = parse(data)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
-        reason = f"no {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__
-        notes.add(f"{what[0]} at {path} could not be read ({reason}); {how_en} again; {left[0]}",
-                  f"无法读取 {path} 处的{what[1]}（{reason}）；{how_zh} 重新生成；{left[1]}")  # fmt: skip
-        return None
-    provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
-    return {**parsed, "provenance": provenance}
-
-
-def _load_bench(path: Path, notes: Notes) -> dict | None:
-    """The speed benchmark's results (``make bench``), one row per batch size, or None with a
-    note when the file is missing or unreadable. Settings an older file lacks are None."""
-    def parse(data: dict) -> dict:
-        rows = [{"batch_size": int(batch),
-                 **{k: _number(r.get(k)) for k in ("numpy_images_per_s", "torch_images_per_s",
-                                                    "ratio")}}
-                for batch, r in sorted(data["results"].items(), key=lambda item: int(item[0]))]  # fmt: skip
-        if not rows:
-            raise ValueError("no results")
-        settings = {k: _number(data.get(k)) for k in ("rounds", "steps", "warmup", "threads")}
-        return {"path": str(path), "rows": rows, **settings}
-
-    return _read_bench(path, notes, parse, ("speed benchmark results", "速度基准测试结果"),
-                       BENCH_COMMAND, ("the speed section is marked 'not run'",
-                                       "“训练速度”一节标注为“未运行”"))  # fmt: skip
-
-
-def _load_epoch_bench(path: Path, notes: Notes) -> dict | None:
-    """One epoch of the PyTorch reproduction, ours against a plain loop (``make bench``:
-    ``benchmarks/bench_epoch.py``), or None with a note when the file is missing or unreadable."""
-    def parse(data: dict) -> dict:
-        results = data["results"]
-        row = {"ours": _number(results["ours"]["seconds"]),
-               "plain": _number(results["plain"]["seconds"]), "ratio": _number(results["ratio"])}
-        if None in row.values():
-            raise ValueError("a figure is not a number")
-        return {**row, **{k: _number(data.get(k)) for k in ("rounds", "steps", "threads")}}
-
-    return _read_bench(path, notes, parse, ("epoch benchmark results", "单轮训练基准测试结果"),
-                       EPOCH_BENCH_COMMAND, ("the comparison of our epoch with a plain PyTorch "
-                                             "loop is left out",
-                                             "省略我们的训练循环与朴素 PyTorch 循环的对比"))  # fmt: skip
 
 
 def _shown_path(path: Path) -> str:
@@ -226,122 +390,205 @@ def _number(x):
     return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
-def _reproduction_speed(run: dict | None) -> dict | None:
-    """Our NumPy reproduction run's seconds per step beside the original's (original.NUMPY_SPEED),
-    from its metrics: train_seconds over its configured steps; None when it has not run."""
-    if not run:
-        return None
-    config = run.get("config") or {}
-    steps, seconds = config.get("steps"), run.get("train_seconds")
-    per_step = seconds / steps if steps and seconds else None
-    return {
-        "train_seconds": seconds, "steps": steps, "batch_size": config.get("batch_size"),
-        "images_per_second": run.get("images_per_second"), "hardware": run.get("hardware"),
-        "seconds_per_step": per_step,
-        "speedup": original.NUMPY_SPEED["seconds_per_step"] / per_step if per_step else None,
-    }  # fmt: skip
+def _need(record: dict, keys: tuple[str, ...], where: str) -> None:
+    for key in keys:
+        if key not in record:
+            raise ReportInputError(f"{where}: no '{key}' (not a run's metrics.json?)")
 
 
-RUN_DEFAULTS = {
-    "name": "run", "params": None, "layers": [], "config": {}, "checkpoint": None,
-    "val_accuracy": None, "test_accuracy": None, "train_seconds": None,
-    "images_per_second": None, "hardware": None, "test_report": None, "figures": {}, "logs": {},
-    "checkpoints": [], "selected_step": None, "epochs": None, "selected_epoch": None,
-    "recorded_from_log": False,
-}  # fmt: skip
-MODEL_DEFAULTS = {
-    "model": None, "implementation": None, "quick": False, "model_code_lines": None,
-    "first_images_figure": None, "class_counts": None, "data": None, "gradient_check": None,
-    "reproduction": None, "provenance": {}, "ablation": None, "ensemble": None, "resnet": None,
-    "gpu_runs": None, "seeds": None, "init_seeds": None,
-}  # fmt: skip
-REPORT_DEFAULTS = {"accuracy": None, "n": None, "confusion_matrix": None, "per_class": [],
-                   "most_confused": []}  # fmt: skip
+def _run_label(name: str) -> Bi:
+    labels = {"tuned": ("tuned", "调优"), "improved": ("improved", "改进"),
+              "reproduction": ("reproduction (the original's settings)", "复现（原报告设置）")}  # fmt: skip
+    return Bi(*labels.get(name, (name, name)))
 
 
-def _with_defaults(obj: dict, defaults: dict) -> dict:
-    """``obj`` with every optional key present (None when absent), so templates can be strict."""
-    out = {**defaults, **obj}
-    for key, value in defaults.items():
-        if out[key] is None and isinstance(value, (dict, list)):
-            out[key] = type(value)()
-    return out
+def _copy_figure(source: Path, out: Path, name: str) -> str:
+    shutil.copyfile(source, out / "figures" / name)
+    return f"figures/{name}"
 
 
-def _log_summary(records: list[dict]) -> dict | None:
+def _log_summary(records: list[dict]) -> LogSummary | None:
     """What the step log says: steps logged, first loss, mean loss/accuracy of the last 100."""
     steps = [r for r in records if r.get("step") is not None and r.get("loss") is not None]
     if not steps:
         return None
     tail = steps[-min(100, len(steps)) :]
-    return {
-        "steps": len(steps),
-        "last_step": steps[-1]["step"],
-        "first_loss": steps[0]["loss"],
-        "tail": len(tail),
-        "tail_loss": sum(r["loss"] for r in tail) / len(tail),
-        "tail_accuracy": sum(r["accuracy"] for r in tail) / len(tail),
-    }
+    return LogSummary(len(steps), steps[-1]["step"], steps[0]["loss"], len(tail),
+                      sum(r["loss"] for r in tail) / len(tail),
+                      sum(r["accuracy"] for r in tail) / len(tail))  # fmt: skip
 
 
-def _prepare_run(run: dict, model: str, folder: Path, out: Path, notes: Notes,
-                 figure_keys: tuple[str, ...] = FIGURE_KEYS) -> dict:  # fmt: skip
-    """A run object plus what the templates need: figures copied (those of ``figure_keys``, the
-    ones the report shows), log links, log summary."""
-    view = _with_defaults(run, RUN_DEFAULTS)
-    if view["test_report"]:
-        view["test_report"] = _with_defaults(view["test_report"], REPORT_DEFAULTS)
-    name = view["name"]
-    view["model"] = model
-    view["figure_files"] = dict.fromkeys(FIGURE_KEYS)
+def _verdict(report: dict | None) -> Verdict | None:
+    """Does our largest confusion match the original's (Shirt predicted as T-shirt/top)?"""
+    if not report or not report.get("most_confused"):
+        return None
+    pairs, (t, p) = report["most_confused"], original.LARGEST_CONFUSION
+    rank = next((i + 1 for i, q in enumerate(pairs) if (q["true"], q["predicted"]) == (t, p)), None)
+    top = pairs[0]
+    matrix = report.get("confusion_matrix")
+    return Verdict((top["true"], top["predicted"]) == (t, p), rank, len(pairs),
+                   (_class(top["true"]), _class(top["predicted"])), top["count"], top["rate"],
+                   (_class(t), _class(p)), matrix[t][p] if matrix else None)  # fmt: skip
+
+
+def _class(i: int) -> Bi:
+    return Bi(CLASS_NAMES[i], CLASS_NAMES_ZH[i])
+
+
+def _report_tables(report: dict, key: str) -> tuple[Table, Table, Table]:
+    """The test report of a run: confusion matrix, per-class metrics, most-confused pairs."""
+    confusion = Table(f"confusion/{key}", (["true \\ predicted"] + [str(i) for i in range(10)],
+                                           ["真实 \\ 预测"] + [str(i) for i in range(10)]),
+                      "l" + "r" * NUM_CLASSES,
+                      [[Bi(f"{i} {CLASS_NAMES[i]}", f"{i} {CLASS_NAMES_ZH[i]}")]
+                       + [f"**{v}**" if j == i else v for j, v in enumerate(row)]
+                       for i, row in enumerate(report.get("confusion_matrix") or [])])  # fmt: skip
+    per_class = Table(f"per-class/{key}", (
+        ["Label", "Class", "Precision (%)", "Recall (%)", "F1 (%)", "Support"],
+        ["标签", "类别", "精确率 (%)", "召回率 (%)", "F1 (%)", "样本数"]), "rlrrrr",
+        [[r["class"], Bi(r["name"], f"{CLASS_NAMES_ZH[r['class']]} {r['name']}"), pct(r["precision"]),
+          pct(r["recall"]), pct(r["f1"]), intc(r["support"])] for r in report.get("per_class", [])])  # fmt: skip
+    confused = Table(f"confused/{key}", (
+        ["True class", "Predicted as", "Count", "Share of the true class (%)"],
+        ["真实类别", "被预测为", "次数", "占该类比例 (%)"]), "llrr",
+        [[Bi(p["true_name"], CLASS_NAMES_ZH[p["true"]]),
+          Bi(p["predicted_name"], CLASS_NAMES_ZH[p["predicted"]]), intc(p["count"]), pct(p["rate"])]
+         for p in report.get("most_confused", [])])  # fmt: skip
+    return confusion, per_class, confused
+
+
+EPOCH_HEADER = (["Epoch", "Train loss", "Train acc. (%)", "Val. loss", "Val. acc. (%)", "Test loss",
+                 "Test acc. (%)", "Learning rate", "Seconds", "Selected by validation"],
+                ["轮次", "训练损失", "训练准确率 (%)", "验证损失", "验证准确率 (%)", "测试损失",
+                 "测试准确率 (%)", "学习率", "用时 (s)", "按验证集选中"])  # fmt: skip
+
+
+def _progress_table(run: dict, key: str, epochs: list | None) -> Table | None:
+    """Per checkpoint (NumPy, ``checkpoints``) or per epoch (PyTorch), validation's choice ✓."""
+    if epochs:
+        return Table(f"epochs/{key}", EPOCH_HEADER, "rrrrrrrrrc", [
+            [e["epoch"], fixed(e.get("train_loss")), pct(e.get("train_acc")), fixed(e.get("val_loss")),
+             pct(e.get("val_acc")), fixed(e.get("test_loss")), pct(e.get("test_acc")), cell(e.get("lr")),
+             secs(e.get("seconds")), "✓" if e.get("epoch") == run.get("selected_epoch") else ""]
+            for e in epochs])  # fmt: skip
+    if run.get("checkpoints"):
+        return Table(f"checkpoints/{key}", (
+            ["Checkpoint (step)", "File", "Validation accuracy (%)", "Test accuracy (%)",
+             "Selected by validation"],
+            ["检查点（步）", "文件", "验证准确率 (%)", "测试准确率 (%)", "按验证集选中"]), "rlrrc",
+            [[c["step"], f"`{cell(c['path'])}`", pct(c.get("val_accuracy")), pct(c.get("test_accuracy")),
+              "✓" if c.get("step") == run.get("selected_step") else ""] for c in run["checkpoints"]])  # fmt: skip
+    return None
+
+
+def _run(run: dict, model: str, folder: Path, out: Path, notes: Notes, where: str,
+         main: dict | None = None, figure_keys: tuple[str, ...] = FIGURE_KEYS) -> Run:  # fmt: skip
+    """A run record as the report shows it: figures (of ``figure_keys``) copied, logs linked and
+    summarised, tables made. ``main``: the model's main run, when this is another of its runs."""
+    _need(run, ("name", "params", "test_accuracy"), where)
+    name = run["name"]
+    figures = dict.fromkeys(FIGURE_KEYS)
     for key, relpath in (run.get("figures") or {}).items():
         if not relpath or key not in figure_keys:
             continue
-        source = folder / relpath
-        if not source.is_file():
-            notes.add(f"missing input: {model} ({name}): figure '{key}' not found at {source}",
-                      f"缺少输入：{model}（{name}）：在 {source} 找不到图像 '{key}'")  # fmt: skip
-            continue
-        target = out / "figures" / f"{model}-{name}-{key}{Path(relpath).suffix}"
-        shutil.copyfile(source, target)
-        view["figure_files"][key] = f"figures/{target.name}"
-    view["log_links"] = {}
-    view["log_summary"] = None
-    logs = run.get("logs") or {}
+        if (folder / relpath).is_file():
+            figures[key] = _copy_figure(folder / relpath, out, f"{model}-{name}-{key}{Path(relpath).suffix}")
+        else:
+            notes.add(f"missing input: {model} ({name}): figure '{key}' not found at {folder / relpath}",
+                      f"缺少输入：{model}（{name}）：在 {folder / relpath} 找不到图像 '{key}'")  # fmt: skip
+    links, records = [], []
     for kind in ("log", "csv"):
-        if logs.get(kind):
-            path = folder / logs[kind]
-            if path.is_file():
-                view["log_links"][kind] = {"name": Path(logs[kind]).name, "href": _rel(path, out)}
-            else:
-                notes.add(f"missing input: {model} ({name}): log file not found at {path}",
-                          f"缺少输入：{model}（{name}）：在 {path} 找不到日志文件")  # fmt: skip
-    if "csv" in view["log_links"]:
-        records = read_csv(folder / logs["csv"])
-        if "epochs" not in run and records and "step" in records[0]:
-            view["log_summary"] = _log_summary(records)
-        if "epochs" not in run and records and "epoch" in records[0]:
-            view["epochs"] = records
+        relpath = (run.get("logs") or {}).get(kind)
+        if relpath and (folder / relpath).is_file():
+            links.append((Path(relpath).name, _rel(folder / relpath, out)))
+            records = read_csv(folder / relpath) if kind == "csv" else records
+        elif relpath:
+            notes.add(f"missing input: {model} ({name}): log file not found at {folder / relpath}",
+                      f"缺少输入：{model}（{name}）：在 {folder / relpath} 找不到日志文件")  # fmt: skip
+    epochs = run.get("epochs")
+    if epochs is None and records and "epoch" in records[0]:
+        epochs = records
     layers = run.get("layers") or []
     total = sum(int(layer.get("params", 0)) for layer in layers)
-    if layers and total != run.get("params"):
-        notes.add(f"{model} ({name}): layer parameters sum to {total}, metrics say "
-                  f"{run.get('params')}",
+    if layers and total != run["params"]:
+        notes.add(f"{model} ({name}): layer parameters sum to {total}, metrics say {run['params']}",
                   f"{model}（{name}）：各层参数之和为 {total}，而 metrics.json 记录的参数量为 "
-                  f"{run.get('params')}")  # fmt: skip
-    return view
+                  f"{run['params']}")  # fmt: skip
+    resumed = _number(run.get("resumed_from_step")) or _number(run.get("resumed_from_epoch"))
+    if resumed:
+        unit = ("step", "步") if run.get("resumed_from_step") else ("epoch", "轮")
+        resumed = Bi(f"{unit[0]} {resumed:,}", f"第 {resumed:,} {unit[1]}")
+    key = f"{model}/{name}" if name != "resnet" else "resnet"
+    tables = _report_tables(run["test_report"], key) if run.get("test_report") else (None,) * 3
+    return Run(
+        model, name, _run_label(name), run["params"], run["test_accuracy"],
+        run.get("val_accuracy"), None if resumed else run.get("train_seconds"),
+        run.get("images_per_second"), run.get("hardware"), resumed or None,
+        bool(run.get("recorded_from_log")), (run.get("test_report") or {}).get("n"), figures,
+        links, None if run.get("epochs") is not None or not records or "step" not in records[0]
+        else _log_summary(records),
+        None if main is not None and layers == main.get("layers") else Table(
+            f"layers/{model}/{name}", (["Layer", "Output", "Parameters"], ["层", "输出形状", "参数量"]),
+            "llr", [[cell(x["layer"]), cell(x["output"]), intc(x["params"])] for x in layers]
+            + [[Bi("**Total**", "**合计**"), None, f"**{intc(run['params'])}**"]]),
+        _progress_table(run, key, epochs), *tables, _verdict(run.get("test_report")),
+        run.get("config") or {})  # fmt: skip
 
 
-def _beside_the_original(seeds: dict) -> dict:
-    """A spread over seeds (torch_run.over_seeds, or a group of torch_run.seeds_by_init) with the
-    original's mean test accuracy over the same later epochs, when it ran them, and its last
-    epoch's when the runs were as long. Groups recorded before ``hold_out_validation`` held out
-    validation."""
-    first, last = seeds["later_half"]["first_epoch"], seeds["later_half"]["last_epoch"]
-    as_long = last == len(original.TORCH_TEST_ACC)
-    return {"hold_out_validation": True, **seeds,
-            "original_later_half": original.torch_mean_test_acc(first, last),
-            "original_last_epoch": original.TORCH_TEST_ACC[-1] if as_long else None}  # fmt: skip
+def _model(model: str, folder: Path, out: Path, notes: Notes) -> tuple[Model | None, dict]:
+    """A model folder's metrics.json as a ``Model`` (None with a note when it has not run), and
+    the raw metrics (the PyTorch model's extras are read from them)."""
+    path = folder / "metrics.json"
+    if not path.is_file():
+        notes.add(f"missing input: {model}: no metrics.json at {path} (run {NOTEBOOK_SOURCES[model]}, "
+                  "e.g. `make run`); its sections are marked 'not run'",
+                  f"缺少输入：{model}：{path} 处没有 metrics.json（请运行 {NOTEBOOK_SOURCES[model]}，"
+                  "例如 `make run`）；相关章节标注为“未运行”")  # fmt: skip
+        return None, {}
+    try:
+        metrics = read_json(path)
+    except ValueError as e:
+        raise ReportInputError(f"{path}: not valid JSON: {e}") from None
+    _need(metrics, ("test_accuracy", "params", "test_report"), str(path))
+    runs = [_run(metrics, model, folder, out, notes, str(path))]
+    reproduction = None
+    if metrics.get("reproduction"):
+        reproduction = _run(metrics["reproduction"], model, folder, out, notes,
+                            f"{path} ('reproduction')", metrics,
+                            ("curves", "curves_first_1000", "confusion"))  # fmt: skip
+        runs.append(reproduction)
+    else:
+        notes.add(f"missing input: {model}: no 'reproduction' run in its metrics.json "
+                  "(the original's settings): marked 'not run'",
+                  f"缺少输入：{model}：metrics.json 中没有 'reproduction' 运行"
+                  "（原报告设置的复现）；标注为“未运行”")  # fmt: skip
+    first = metrics.get("first_images_figure")
+    if first and not (folder / first).is_file():
+        notes.add(f"missing input: {model}: figure {folder / first} not found",
+                  f"缺少输入：{model}：找不到图像 {folder / first}")  # fmt: skip
+    if first and (folder / first).is_file():
+        first = _copy_figure(folder / first, out, f"{model}-{Path(first).name}")
+    counts = metrics.get("class_counts")
+    provenance = Provenance(metrics.get("provenance") or {})
+    trained = sum(r.train_seconds or 0 for r in runs)
+    keys = list(dict.fromkeys(k for r in runs for k in r.config))
+    config = Table(f"config/{model}", (["Hyper-parameter"] + [r.label.en for r in runs],
+                                       ["超参数"] + [r.label.zh for r in runs]), "l" * (len(runs) + 1),
+                   [[f"**`{k}`**" if len(set(v)) > 1 else f"`{k}`", *v]
+                    for k in keys for v in [[cell(r.config.get(k)) for r in runs]]])  # fmt: skip
+    return Model(
+        model, metrics.get("implementation"), metrics.get("model_code_lines"), runs, reproduction,
+        first or None, metrics.get("data"),
+        {s: v for s, v in (counts or {}).items() if v and len(v) == NUM_CLASSES},
+        {s: sum(counts.get(s) or []) for s in ("train", "val", "test")} if counts else None,
+        (metrics.get("gradient_check") or {}).get("max_relative_error"), provenance,
+        # a notebook that ran for less time than its runs trained had resumed them
+        any(r.resumed_from for r in runs) or (provenance.wall_seconds or math.inf) < trained,
+        config), metrics  # fmt: skip
+
+
+def _spread(d: dict) -> Spread:
+    return Spread(d["mean"], d["std"], d["min"], d["max"])
 
 
 # What the report's sentences on the groups over seeds say already: how they were trained.
@@ -361,122 +608,440 @@ def _replayed_as_graphs(group: dict) -> bool:
     return "cuda_graphs=True" in group["description"].split(", ")
 
 
-def _reproduction_times(gpu_runs: dict) -> dict | None:
-    """The slowest and the fastest of the reproduction's full-length GPU runs (gpu_runs.sh times
-    each alone), when there are two or more."""
-    full_length = len(original.TORCH_TEST_ACC)  # the original's 20 epochs
-    rows = [r for r in gpu_runs["rows"]
-            if r.get("preset") == "reproduction" and r["epochs"] == full_length]
-    if len(rows) < 2:
+def _original_later(later: dict) -> tuple[float | None, float | None]:
+    """The original's mean test accuracy over the same later epochs (when it ran them), and its
+    last epoch's when the runs were as long."""
+    first, last = later["first_epoch"], later["last_epoch"]
+    as_long = last == len(original.TORCH_TEST_ACC)
+    return original.torch_mean_test_acc(first, last), original.TORCH_TEST_ACC[-1] if as_long else None
+
+
+def _seeds(s: dict) -> Seeds:
+    later = s["later_half"]
+    return Seeds([r["seed"] for r in s["rows"]], _spread(s["test_accuracy"]), _spread(later),
+                 later["first_epoch"], later["last_epoch"], _original_later(later)[0])  # fmt: skip
+
+
+def _init_seeds(s: dict) -> InitSeeds:
+    """The reproduction over seeds with each initialisation; groups recorded before
+    ``hold_out_validation`` held out validation."""
+    later = s["groups"][0]["later_half"]
+    e1 = original.TORCH_EPOCH_1
+    rows, groups = [], {"graphed": [], "held_out": [], "all_data": []}
+    for g in s["groups"]:
+        test, lh = _spread(g["test_accuracy"]), _spread(g["later_half"])
+        kind = ("all_data" if not g.get("hold_out_validation", True)
+                else "graphed" if _replayed_as_graphs(g) else "held_out")  # fmt: skip
+        groups[kind].append(InitGroup(_init_and_changes(g), len(g["rows"]), test,
+                                      _original_later(g["later_half"])[1]))  # fmt: skip
+        rows.append([f"`{g['init']}`", cell(g["description"]),
+                     cell(", ".join(dict.fromkeys(r["hardware"] for r in g["rows"]))), len(g["rows"]),
+                     f"{pct(test.mean)} ± {points(test.std)}", f"{pct(lh.mean)} ± {points(lh.std)}",
+                     fixed(g["epoch_1"]["train_loss"]), pct(g["epoch_1"]["train_acc"]),
+                     pct(g["epoch_1"]["test_acc"])])  # fmt: skip
+    rows.append([Bi("the original", "原报告"), Bi("one run, selected on test", "单次运行，按测试集选择"),
+                 None, 1, pct(original.RESULTS["cnn-by-pytorch"]), pct(_original_later(later)[0]),
+                 fixed(e1["train_loss"]), pct(e1["train_acc"]), pct(e1["test_acc"])])  # fmt: skip
+    epochs = f"{later['first_epoch']}-{later['last_epoch']}"
+    table = Table("init-seeds", (
+        ["Initialisation", "Trained as", "Hardware", "Seeds", "Test accuracy at the selected epoch (%)",
+         f"Mean test accuracy, epochs {epochs} (%)", "Epoch 1 train loss",
+         "Epoch 1 train accuracy (%)", "Epoch 1 test accuracy (%)"],
+        ["初始化", "训练方式", "硬件", "种子数", "所选轮次的测试准确率 (%)", f"第 {epochs} 轮平均测试准确率 (%)",
+         "第 1 轮训练损失", "第 1 轮训练准确率 (%)", "第 1 轮测试准确率 (%)"]), "lllrrrrrr", rows)  # fmt: skip
+    return InitSeeds(**groups, left_out=s.get("left_out") or [], table=table)
+
+
+def _ablation(a: dict) -> Ablation:
+    rows = a["rows"]
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    named = [r for r in rows if "baseline" in str(r.get("name", "")).lower()]
+    baseline = named[0] if named else rows[0]
+    table = Table("ablation", (
+        ["Variant", "What changes", "Validation accuracy (%)", "Test accuracy (%)", "Training time (s)"],
+        ["变体", "说明", "验证准确率 (%)", "测试准确率 (%)", "训练用时 (s)"]), "llrrr",
+        [[cell(r["name"]), cell(r.get("description")), pct(r["val_accuracy"]), pct(r.get("test_accuracy")),
+          secs(r.get("train_seconds"))] for r in rows])  # fmt: skip
+    return Ablation(a["epochs"], a["hardware"], table, best, None if baseline is best else baseline)
+
+
+def _ensemble(e: dict) -> Ensemble:
+    accs = e.get("member_test_accuracies") or {}
+    best = max(accs, key=accs.get) if accs else None
+    table = Table("ensemble", (["Member", "Test accuracy (%)"], ["成员", "测试准确率 (%)"]), "lr",
+                  [[cell(n), pct(accs.get(n))] for n in e["members"]]
+                  + [[Bi("**Ensemble**", "**集成**"), f"**{pct(e['test_accuracy'])}**"]])  # fmt: skip
+    return Ensemble(len(e["members"]), e["test_accuracy"], best and (best, accs[best]), table)
+
+
+def _gpu_runs(g: dict) -> GpuRuns:
+    rows = g["rows"]
+    table = Table("gpu-runs", (
+        ["Run", "Configuration", "Epochs", "Selected epoch", "Validation accuracy (%)",
+         "Test accuracy (%)", "Training time (s)", "Hardware"],
+        ["运行", "配置", "轮数", "选出的轮次", "验证准确率 (%)", "测试准确率 (%)", "训练用时 (s)", "硬件"]),
+        "llrrrrrl", [[cell(r["name"]), cell(r["description"]), r["epochs"], r["selected_epoch"],
+                      pct(r["val_accuracy"]), pct(r["test_accuracy"]), secs(r["train_seconds"]),
+                      cell(r["hardware"])] for r in rows])  # fmt: skip
+    # the reproduction's full-length runs, each timed alone by gpu_runs.sh
+    alone = [r for r in rows if r.get("preset") == "reproduction"
+             and r["epochs"] == len(original.TORCH_TEST_ACC)]  # fmt: skip
+    times = None
+    if len(alone) >= 2:
+        slow, fast = (f(alone, key=lambda r: r["train_seconds"]) for f in (max, min))
+        times = {"slowest": slow, "fastest": fast, "speedup": slow["train_seconds"] / fast["train_seconds"],
+                 "graphs": "cuda_graphs=True" in fast["description"]}  # fmt: skip
+    return GpuRuns(table, times)
+
+
+EXTRAS = {  # key in cnn-by-pytorch/metrics.json: (parse, what in English, in Chinese)
+    "ablation": (_ablation, "ablation study", "消融实验"),
+    "ensemble": (_ensemble, "ensemble", "模型集成"),
+    "resnet": (None, "ResNet run (needs a GPU)", "ResNet（需要 GPU）"),
+    "gpu_runs": (_gpu_runs, "runs on a GPU", "GPU 上的运行"),
+    "seeds": (_seeds, "the reproduction with other seeds (make seeds)", "其他随机种子的复现（make seeds）"),
+    "init_seeds": (_init_seeds, "the reproduction over seeds with each initialisation (make gpu, "
+                   "make init-seeds, make all-data)",
+                   "各初始化方式在多个随机种子下的复现（make gpu、make init-seeds、make all-data）"),
+}  # fmt: skip
+
+
+def _extras(metrics: dict, folder: Path, out: Path, notes: Notes) -> dict:
+    """The PyTorch model's optional parts, each parsed or None with a note when it did not run."""
+    extras = dict.fromkeys(EXTRAS)
+    if not metrics:
+        return extras
+    path = folder / "metrics.json"
+    for key, (parse, en, zh) in EXTRAS.items():
+        value = metrics.get(key)
+        if value is None:
+            notes.add(f"not run: {en}: cnn-by-pytorch/metrics.json has '{key}': null",
+                      f"未运行：{zh}：cnn-by-pytorch/metrics.json 中 '{key}' 为 null")  # fmt: skip
+        elif key == "resnet":
+            extras[key] = _run(value, "cnn-by-pytorch", folder, out, notes, f"{path} ('resnet')",
+                               figure_keys=("curves",))  # fmt: skip
+        else:
+            try:
+                extras[key] = parse(value)
+            except (KeyError, TypeError, IndexError) as e:
+                raise ReportInputError(f"{path}: '{key}' has no {e} ({type(e).__name__})") from None
+    return extras
+
+
+BENCH_COMMANDS = {name: f"python benchmarks/{name}.py --record benchmarks/{name}.json"
+                  for name in ("bench_lenet", "bench_epoch", "bench_layers")}  # fmt: skip
+
+
+def _read_optional(path: Path, notes: Notes, parse, what: tuple[str, str], how: tuple[str, str],
+                   left: tuple[str, str], note_missing: bool = True):  # fmt: skip
+    """``parse(path)`` of an optional input, or None: with a note, in English and Chinese, when
+    the file is unreadable (``parse`` raises), or missing (if ``note_missing``), naming the
+    results (``what``), how to make them (``how``), and what the report leaves out (``left``)."""
+    if not path.is_file():
+        if note_missing:
+            notes.add(f"missing input: no {what[0]} at {path} ({how[0]}); {left[0]}",
+                      f"缺少输入：{path} 处没有{what[1]}（{how[1]}）；{left[1]}")  # fmt: skip
         return None
-    slowest = max(rows, key=lambda r: r["train_seconds"])
-    fastest = min(rows, key=lambda r: r["train_seconds"])
-    return {"slowest": slowest, "fastest": fastest,
-            "speedup": slowest["train_seconds"] / fastest["train_seconds"]}  # fmt: skip
+    try:
+        return parse(path)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+        reason = f"no {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__
+        notes.add(f"{what[0]} at {path} could not be read ({reason}); {how[0]} again; {left[0]}",
+                  f"无法读取 {path} 处的{what[1]}（{reason}）；{how[1]} 重新生成；{left[1]}")  # fmt: skip
+        return None
 
 
-def _checkpoint_rows(run: dict) -> list[dict]:
-    selected = run.get("selected_step")
-    return [{**c, "selected": c.get("step") == selected} for c in run.get("checkpoints") or []]
+def _bench(path: Path, notes: Notes, name: str, parse, what: tuple[str, str],
+           left: tuple[str, str], note_missing: bool = True):  # fmt: skip
+    """A benchmark of ``make bench`` (``benchmarks/NAME.py``): ``parse(data, provenance)``."""
+    command = BENCH_COMMANDS[name]
+    how = (f"run `make bench`, i.e. `{command}`", f"请运行 `make bench`，即 `{command}`")
+
+    def read(p: Path):
+        data = read_json(p)
+        prov = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
+        return parse(data, Provenance(prov))
+
+    return _read_optional(path, notes, read, what, how, left, note_missing)
 
 
-def _epoch_rows(run: dict) -> list[dict]:
-    selected = run.get("selected_epoch")
-    return [{**e, "selected": e.get("epoch") == selected} for e in run.get("epochs") or []]
+def _settings(data: dict, keys=("rounds", "steps", "warmup", "threads")) -> dict:
+    return {k: _number(data.get(k)) for k in keys}
 
 
-def _class_rows(metrics: dict | None) -> list[dict]:
-    counts = (metrics or {}).get("class_counts") or {}
+def _speed_bench(data: dict, prov: Provenance) -> SpeedBench:
+    """The speed benchmark's results, one row per batch size; settings an older file lacks: None."""
+    rows = sorted(data["results"].items(), key=lambda item: int(item[0]))
+    if not rows:
+        raise ValueError("no results")
+    table = Table("speed", (["Batch size", "NumPy images/s", "PyTorch images/s", "Ratio NumPy/PyTorch"],
+                            ["批大小", "NumPy 图像/秒", "PyTorch 图像/秒", "比值 NumPy/PyTorch"]), "rrrr",
+                  [[int(b), secs(_number(r.get("numpy_images_per_s"))),
+                    secs(_number(r.get("torch_images_per_s"))), fixed(_number(r.get("ratio")), 3)]
+                   for b, r in rows])  # fmt: skip
+    return SpeedBench(_settings(data), table, prov)
+
+
+def _epoch_bench(data: dict, prov: Provenance) -> EpochBench:
+    """One epoch of the PyTorch reproduction, ours against a plain loop (bench_epoch.py)."""
+    r = data["results"]
+    row = [_number(r["ours"]["seconds"]), _number(r["plain"]["seconds"]), _number(r["ratio"])]
+    if None in row:
+        raise ValueError("a figure is not a number")
+    return EpochBench(*row, _settings(data), prov)
+
+
+def read_layer_bench(path: Path):
+    """``benchmarks/bench_layers.json`` as a DataFrame: layer, implementation (numpy, torch),
+    forward_ms, backward_ms (per step), and the batch size. The one place that knows the file's
+    layout: ``{"batch_size": 128, "layers": [{"layer": "conv1", "numpy": {"forward_ms": ..,
+    "backward_ms": ..}, "torch": {...}}, ...], "provenance": {...}}``."""
+    import pandas as pd
+
+    data = read_json(path)
+    frame = pd.DataFrame([{"layer": row["layer"], "implementation": impl, **row[impl]}
+                          for row in data["layers"] for impl in ("numpy", "torch")],
+                         columns=["layer", "implementation", "forward_ms", "backward_ms"])  # fmt: skip
+    if frame.empty or frame[["forward_ms", "backward_ms"]].isna().any().any():
+        raise ValueError("no layers, or a time is missing")
+    return frame, int(data["batch_size"])
+
+
+def _layer_bench(path: Path, out: Path, notes: Notes) -> LayerBench | None:
+    def parse(data: dict, prov: Provenance) -> LayerBench:
+        frame, batch = read_layer_bench(path)
+        wide = frame.pivot(index="layer", columns="implementation", values=["forward_ms", "backward_ms"])
+        wide = wide.reindex(frame["layer"].drop_duplicates())
+        total = wide["forward_ms"] + wide["backward_ms"]
+        slowest = (total["numpy"] / total["torch"]).idxmax()
+        ratio = total["numpy"][slowest] / total["torch"][slowest]
+        table = Table("layer-profile", (
+            ["Layer", "NumPy forward (ms)", "NumPy backward (ms)", "PyTorch forward (ms)",
+             "PyTorch backward (ms)"],
+            ["层", "NumPy 前向 (ms)", "NumPy 反向 (ms)", "PyTorch 前向 (ms)", "PyTorch 反向 (ms)"]), "lrrrr",
+            [[cell(layer), *(fixed(wide[(p, i)][layer], 3) for i in ("numpy", "torch")
+                             for p in ("forward_ms", "backward_ms"))] for layer in wide.index])  # fmt: skip
+        figure = "figures/layer-profile.png" if _plot_layers(wide, out / "figures/layer-profile.png") else None
+        return LayerBench(batch, figure, table, Bi(f"{slowest} ({ratio:.1f} times PyTorch's time)",
+                                                   f"{slowest}（PyTorch 用时的 {ratio:.1f} 倍）"), prov)  # fmt: skip
+
+    return _bench(path, notes, "bench_layers", parse, ("per-layer profile", "逐层耗时剖析"),
+                  ("the per-layer profile is left out", "省略逐层耗时剖析"), note_missing=False)  # fmt: skip
+
+
+def read_robustness(path: Path):
+    """``experiments/robustness/robustness.json`` as (DataFrame with columns model, corruption,
+    severity, accuracy; {model: clean accuracy}). The one place that knows the file's layout:
+    ``{"clean": {model: accuracy}, "results": [{"model", "corruption", "severity", "accuracy"}]}``."""
+    import pandas as pd
+
+    data = read_json(path)
+    frame = pd.DataFrame(data["results"], columns=["model", "corruption", "severity", "accuracy"])
+    if frame.empty or frame.isna().any().any():
+        raise ValueError("no results, or a result lacks a field")
+    return frame, {model: float(acc) for model, acc in data["clean"].items()}
+
+
+def _robustness(path: Path, out: Path, notes: Notes) -> Robustness | None:
+    def parse(p: Path) -> Robustness:
+        frame, clean = read_robustness(p)
+        severities = sorted(frame["severity"].unique())
+        wide = frame.pivot_table(index=["model", "corruption"], columns="severity", values="accuracy",
+                                 sort=False)  # fmt: skip
+        table = Table("robustness", (
+            ["Model", "Corruption", "Clean (%)", *(f"Severity {s} (%)" for s in severities)],
+            ["模型", "损坏类型", "干净图像 (%)", *(f"强度 {s} (%)" for s in severities)]),
+            "ll" + "r" * (len(severities) + 1),
+            [[cell(m), cell(c), pct(clean.get(m)), *(pct(row.get(s)) for s in severities)]
+             for (m, c), row in wide.iterrows()])  # fmt: skip
+        worst = [{"model": m, **rows.loc[rows["accuracy"].idxmin()].to_dict(), "clean": clean.get(m)}
+                 for m, rows in frame.groupby("model", sort=False)]  # fmt: skip
+        figure = p.with_suffix(".png")
+        return Robustness(_copy_figure(figure, out, "robustness.png") if figure.is_file() else None,
+                          table, worst)  # fmt: skip
+
+    how = ("run `make -C experiments robustness`", "请运行 `make -C experiments robustness`")
+    return _read_optional(path, notes, parse, ("robustness results", "鲁棒性实验结果"), how,
+                          ("the robustness section is marked 'not run'", "“鲁棒性”一节标注为“未运行”"),
+                          note_missing=False)  # fmt: skip
+
+
+def _our_speed(repro: Run | None) -> OurSpeed | None:
+    """Our NumPy reproduction's seconds per step (train_seconds over its configured steps);
+    None when it has not run or was resumed (then its time covers only a part)."""
+    steps = repro.config.get("steps") if repro else None
+    if not steps or not repro.train_seconds:
+        return None
+    per_step = repro.train_seconds / steps
+    return OurSpeed(repro.config.get("batch_size"), steps, repro.train_seconds, repro.hardware,
+                    repro.images_per_second, per_step,
+                    original.NUMPY_SPEED["seconds_per_step"] / per_step)  # fmt: skip
+
+
+# --- Tables across the models -------------------------------------------------------------------
+
+
+def _summary_tables(models: dict[str, Model | None], extras: dict) -> tuple[dict, dict]:
+    """Tables that gather the models (classes, comparison, the original's, references,
+    provenance), and the summary figures the conclusions quote."""
+    myself = models["cnn-by-myself"]
+    counts = myself.class_counts if myself else {}
+    classes = Table("classes", (["Label", "Name", "Chinese name", "Train", "Validation", "Test"],
+                                ["标签", "英文名", "中文名", "训练", "验证", "测试"]), "rllrrr",
+                    [[i, CLASS_NAMES[i], CLASS_NAMES_ZH[i],
+                      *(intc(counts[s][i]) if s in counts else "–" for s in ("train", "val", "test"))]
+                     for i in range(NUM_CLASSES)])  # fmt: skip
+    present = [m for m in models.values() if m]
+    runs = [(m, r) for m in present for r in m.runs]
+    if extras["resnet"]:
+        runs.append((models["cnn-by-pytorch"], extras["resnet"]))
+    comparison = Table("comparison/all", (
+        ["Model", "Run", "Implementation", "Parameters", "Test accuracy (%) (validation-selected)",
+         "Validation accuracy (%)", "Training time (s)", "Images/s", "Hardware", "Lines of model code"],
+        ["模型", "运行", "实现", "参数量", "测试准确率 (%)（按验证集选出）", "验证准确率 (%)", "训练用时 (s)",
+         "图像/秒", "硬件", "模型代码行数"]), "lllrrrrrlr",
+        [[m.name, r.label, cell(m.implementation), intc(r.params), pct(r.test_accuracy),
+          pct(r.val_accuracy), _train_time(r, secs), secs(r.images_per_second), cell(r.hardware),
+          intc(m.code_lines)] for m, r in runs]) if runs else None  # fmt: skip
+    original_table = Table("original", (
+        ["Model", "Original report, test accuracy (%)", "Our reproduction (%)",
+         "Ours, tuned/improved (%)", "Difference (points, ours − original)"],
+        ["模型", "原报告测试准确率 (%)", "我们的复现 (%)", "我们的调优/改进版 (%)",
+         "差值（百分点，调优/改进 − 原报告）"]), "lrrrr",
+        [[name, pct(original.RESULTS[name]), pct(m and m.reproduction and m.reproduction.test_accuracy),
+          pct(m and m.main.test_accuracy), pp(m and m.main.test_accuracy - original.RESULTS[name])]
+         for name, m in models.items()])  # fmt: skip
+    ours = [Bi(f"**ours: {m.name} ({m.main.label.en})**", f"**我们的 {m.name}（{m.main.label.zh}）**")
+            for m in present]  # fmt: skip
+    refs = sorted([(Bi(en, zh), v) for en, zh, v in original.REFERENCE_POINTS]
+                  + [(b, m.main.test_accuracy) for b, m in zip(ours, present, strict=True)],
+                  key=lambda r: r[1])  # fmt: skip
+    references = Table("references", (["Method", "Test accuracy (%)"], ["方法", "测试准确率 (%)"]), "lr",
+                       [[name, pct(v)] for name, v in refs])  # fmt: skip
+    provenance = Table("provenance", (["Field", *models], ["项目", *models]), "l" * (len(models) + 1),
+                       [[f"`{k}`", *(cell(getattr(m.provenance, k) if m else None) for m in models.values())]
+                        for k in PROVENANCE_KEYS])  # fmt: skip
+    best = max(present, key=lambda m: m.main.test_accuracy, default=None)
+    standing = None
+    if best:
+        acc = best.main.test_accuracy
+        below = [r for r in original.REFERENCE_POINTS if r[2] <= acc]
+        above = [r for r in original.REFERENCE_POINTS if r[2] > acc]
+        standing = {"model": best.name, "accuracy": acc, "below": below[-1] if below else None,
+                    "above": above[0] if above else None}  # fmt: skip
+    mm, tm = (m and m.main for m in models.values())
+    speedup = (tm.images_per_second / mm.images_per_second
+               if mm and tm and mm.images_per_second and tm.images_per_second else None)  # fmt: skip
+    tables = {"classes": classes, "comparison": comparison, "original": original_table,
+              "references": references, "provenance": provenance}  # fmt: skip
+    return tables, {"standing": standing, "speedup": speedup}
+
+
+def _train_time(run: Run, fmt) -> str | Bi:
+    """A run's training time, or what replaces it for a resumed run."""
+    return fmt(run.train_seconds) if not run.resumed_from else Bi("resumed", "续跑")
+
+
+def _stage_table(report: Report, total: float) -> Table:
     rows = []
-    for i in range(NUM_CLASSES):
-        row = {"class": i, "name": CLASS_NAMES[i], "name_zh": CLASS_NAMES_ZH[i]}
-        for split in ("train", "val", "test"):
-            values = counts.get(split)
-            row[split] = values[i] if values and len(values) == NUM_CLASSES else None
-        rows.append(row)
-    return rows
+    for m in filter(None, report.models.values()):
+        for r in m.runs:
+            rows.append([Bi(f"{m.name}: training ({r.label.en})", f"{m.name}: 训练（{r.label.zh}）"),
+                         _train_time(r, secs), _train_time(r, duration)])  # fmt: skip
+        wall = None if m.notebook_resumed else m.provenance.wall_seconds
+        what = (Bi("the whole notebook (training, evaluation, figures)", "整个 notebook（含评估与绘图）")
+                if not m.notebook_resumed else
+                Bi("the whole notebook: resumed, so its wall time is not the training time",
+                   "整个 notebook：从检查点续跑，其用时不是训练用时"))  # fmt: skip
+        rows.append([Bi(f"{m.name}: {what.en}", f"{m.name}: {what.zh}"), secs(wall), duration(wall)])
+    if report.resnet:
+        rows.append([Bi("ResNet training", "ResNet 训练"), _train_time(report.resnet, secs),
+                     _train_time(report.resnet, duration)])  # fmt: skip
+    rows += [[Bi(f"report: {s.en}", f"报告: {s.zh}"), secs(s.seconds), duration(s.seconds)]
+             for s in report.stages]  # fmt: skip
+    rows.append([Bi("**report build, total (until this file was written)**", "**报告构建合计（至写出本文件）**"),
+                 f"**{secs(total)}**", f"**{duration(total)}**"])  # fmt: skip
+    return Table("stages", (["Stage", "Seconds", "Duration"], ["阶段", "用时 (s)", "用时"]), "lrr", rows)
 
 
-def _confusion_verdict(report: dict | None) -> dict | None:
-    """Does our largest confusion match the original's (Shirt predicted as T-shirt/top)?"""
-    if not report or not report.get("most_confused"):
-        return None
-    pairs = report["most_confused"]
-    t, p = original.LARGEST_CONFUSION
-    rank = next((i + 1 for i, q in enumerate(pairs) if (q["true"], q["predicted"]) == (t, p)), None)
-    top = pairs[0]
-    return {
-        "agrees": (top["true"], top["predicted"]) == (t, p),
-        "rank": rank,
-        "listed": len(pairs),
-        "top": {
-            **top,
-            "true_zh": CLASS_NAMES_ZH[top["true"]],
-            "predicted_zh": CLASS_NAMES_ZH[top["predicted"]],
-        },  # fmt: skip
-        "pair": (t, p),
-        "pair_count": report["confusion_matrix"][t][p] if report.get("confusion_matrix") else None,
-    }
+@dataclass
+class Stage:
+    en: str
+    zh: str
+    seconds: float
 
 
 # --- Derived figures --------------------------------------------------------------------------
 
 
-def _plot_class_balance(rows: list[dict], path: Path) -> bool:
-    if any(r["train"] is None for r in rows):
-        return False
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
+    return plt
+
+
+def _finish(fig, path: Path) -> bool:
     from fashion_mnist.plots import save
 
+    fig.tight_layout()
+    save(fig, path)
+    _pyplot().close(fig)
+    return True
+
+
+def _plot_class_balance(counts: dict, path: Path) -> bool:
+    if "train" not in counts:
+        return False
+    import numpy as np
+
     x = np.arange(NUM_CLASSES)
-    splits = [s for s in ("train", "val", "test") if all(r[s] is not None for r in rows)]
+    splits = [s for s in ("train", "val", "test") if s in counts]
     width = 0.8 / len(splits)
-    fig, ax = plt.subplots(figsize=(10, 3.6))
+    fig, ax = _pyplot().subplots(figsize=(10, 3.6))
     for k, split in enumerate(splits):
-        ax.bar(x + (k - (len(splits) - 1) / 2) * width, [r[split] for r in rows], width,
-               label=split)  # fmt: skip
+        ax.bar(x + (k - (len(splits) - 1) / 2) * width, counts[split], width, label=split)
     ax.set_xticks(x, CLASS_NAMES, rotation=30, ha="right")
     ax.set(ylabel="images", title="Images per class and split")
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    save(fig, path)
-    plt.close(fig)
-    return True
+    return _finish(fig, path)
 
 
 def _plot_accuracy_ladder(entries: list[tuple[str, float, str]], path: Path) -> bool:
     """Horizontal bars: public reference points, the original's results and ours."""
-    if not entries:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from fashion_mnist.plots import save
-
     entries = sorted(entries, key=lambda e: e[1])
     colors = {"reference": "tab:gray", "original": "tab:orange", "ours": "tab:blue"}
-    fig, ax = plt.subplots(figsize=(9, 0.38 * len(entries) + 1.2))
+    fig, ax = _pyplot().subplots(figsize=(9, 0.38 * len(entries) + 1.2))
     ax.barh([e[0] for e in entries], [100 * e[1] for e in entries],
             color=[colors[e[2]] for e in entries])  # fmt: skip
     for i, e in enumerate(entries):
         ax.text(100 * e[1] + 0.1, i, f"{100 * e[1]:.2f}", va="center", fontsize=8)
-    low = min(100 * e[1] for e in entries)
-    ax.set_xlim(max(0.0, low - 3), 100)
+    ax.set_xlim(max(0.0, min(100 * e[1] for e in entries) - 3), 100)
     ax.set(xlabel="test accuracy (%)", title="Test accuracy: ours (blue), the original (orange), "
            "public reference points (grey)")  # fmt: skip
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    save(fig, path)
-    plt.close(fig)
-    return True
+    return _finish(fig, path)
+
+
+def _plot_layers(wide, path: Path) -> bool:
+    """Per layer, forward + backward ms per step: NumPy's bar beside PyTorch's."""
+    import numpy as np
+
+    y = np.arange(len(wide.index))
+    fig, ax = _pyplot().subplots(figsize=(9, 0.45 * len(y) + 1.5))
+    for k, (impl, color) in enumerate((("numpy", "tab:blue"), ("torch", "tab:orange"))):
+        fwd, bwd = wide[("forward_ms", impl)], wide[("backward_ms", impl)]
+        ax.barh(y + 0.2 - 0.4 * k, fwd, 0.4, color=color, label=f"{impl} forward")
+        ax.barh(y + 0.2 - 0.4 * k, bwd, 0.4, left=fwd, color=color, alpha=0.5, label=f"{impl} backward")
+    ax.set_yticks(y, wide.index)
+    ax.invert_yaxis()
+    ax.set(xlabel="ms per step", title="Time per layer and step: NumPy against PyTorch")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend()
+    return _finish(fig, path)
 
 
 # --- Notebooks, rendering, PDF ----------------------------------------------------------------
@@ -501,9 +1066,8 @@ def _export_notebooks(folder: Path, out: Path, notes: Notes) -> dict:
             notes.add(f"executed notebook {source} could not be exported: {e}",
                       f"已执行的 notebook {source} 无法导出：{e}")  # fmt: skip
             continue
-        target = out / "notebooks" / f"{model}.html"
-        write_text(target, body)
-        result[model] = {"href": f"notebooks/{target.name}", "missing": None}
+        write_text(out / "notebooks" / f"{model}.html", body)
+        result[model] = {"href": f"notebooks/{model}.html", "missing": None}
     return result
 
 
@@ -513,18 +1077,19 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+@jinja2.pass_context
+def _table(context, table: Table | None) -> str:
+    return table.markdown(context["lang"]) if table else ""
+
+
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        extensions=["jinja2.ext.do"],
-    )
-    env.filters.update(pct=pct, pct_s=pct_s, fixed=fixed, intc=intc, secs=secs,
-                       duration=duration, cell=cell, pp=pp, points=points)  # fmt: skip
-    env.globals["src"] = lambda rel: rel  # figures are referenced relative to the report
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)  # fmt: skip
+    env.filters.update(pct=pct, pct_s=pct_s, fixed=fixed, intc=intc, secs=secs, duration=duration,
+                       cell=cell, pp=pp, points=points)  # fmt: skip
+    env.filters["trained"] = lambda run: getattr(_train_time(run, duration), "en", duration(run.train_seconds))
+    env.globals.update(table=_table, sha256=SHA256, n_classes=NUM_CLASSES, image_shape=(ROWS, COLS),
+                       original=original.RESULTS, original_speed=original.NUMPY_SPEED)  # fmt: skip
     return env
 
 
@@ -612,295 +1177,135 @@ def update_readme(readme: Path, block: str) -> None:
 # --- The build --------------------------------------------------------------------------------
 
 
-def _run_label(name: str) -> dict:
-    labels = {
-        "tuned": ("tuned", "调优"),
-        "reproduction": ("reproduction (the original's settings)", "复现（原报告设置）"),
-        "improved": ("improved", "改进"),
-    }
-    en, zh = labels.get(name, (name, name))
-    return {"en": en, "zh": zh}
+def read_inputs(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool, bench: Path,
+                robustness: Path, timed) -> Report:  # fmt: skip
+    """Every input, read once into the report's context (figures copied into ``out/figures``)."""
+    notes = Notes()
+    folders = {"cnn-by-myself": Path(myself), "cnn-by-pytorch": Path(pytorch)}
+    with timed("read metrics and logs, copy figures", "读取指标与日志、复制图像"):
+        models, metrics = {}, {}
+        for name, folder in folders.items():
+            models[name], metrics[name] = _model(name, folder, out, notes)
+        extras = _extras(metrics["cnn-by-pytorch"], folders["cnn-by-pytorch"], out, notes)
+    bench = Path(bench)
+    speed = _bench(bench, notes, "bench_lenet", _speed_bench, ("speed benchmark results", "速度基准测试结果"),
+                   ("the speed section is marked 'not run'", "“训练速度”一节标注为“未运行”"))  # fmt: skip
+    epoch = _bench(bench.parent / "bench_epoch.json", notes, "bench_epoch", _epoch_bench,
+                   ("epoch benchmark results", "单轮训练基准测试结果"),
+                   ("the comparison of our epoch with a plain PyTorch loop is left out",
+                    "省略我们的训练循环与朴素 PyTorch 循环的对比"))  # fmt: skip
+    with timed("draw the class-balance and accuracy figures", "绘制类别分布与准确率对比图"):
+        tables, summary = _summary_tables(models, extras)
+        figures = dict.fromkeys(("class_balance", "ladder"))
+        myself_counts = models["cnn-by-myself"].class_counts if models["cnn-by-myself"] else {}
+        if _plot_class_balance(myself_counts, out / "figures" / "class-balance.png"):
+            figures["class_balance"] = "figures/class-balance.png"
+        ladder = [(en, value, "reference") for en, _, value in original.REFERENCE_POINTS]
+        ladder += [(f"original: {m}", v, "original") for m, v in original.RESULTS.items()]
+        ladder += [(f"ours: {m.name} ({r.name})", r.test_accuracy, "ours")
+                   for m in models.values() if m for r in m.runs]  # fmt: skip
+        if extras["ensemble"]:
+            ladder.append(("ours: ensemble", extras["ensemble"].test_accuracy, "ours"))
+        if extras["resnet"]:
+            ladder.append(("ours: ResNet", extras["resnet"].test_accuracy, "ours"))
+        if _plot_accuracy_ladder(ladder, out / "figures" / "accuracy-ladder.png"):
+            figures["ladder"] = "figures/accuracy-ladder.png"
+        layers = _layer_bench(bench.parent / "bench_layers.json", out, notes)
+    with timed("export the executed notebooks to HTML (nbconvert)", "导出已执行的 notebook 为 HTML"):
+        notebook_links = _export_notebooks(Path(notebooks), out, notes)
+    from importlib import metadata
+
+    versions = {}
+    for package in ("jinja2", "mistune", "nbconvert", "matplotlib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    builder = {"built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+               "commit": _git_commit(), "python": sys.version.split()[0], "versions": versions,
+               "pdf_note": "not printed yet", "final": False, "total_seconds": 0.0}  # fmt: skip
+    return Report(
+        quick=bool(quick or any(metrics[m].get("quick") for m in MODELS)), models=models,
+        folders={m: str(f) for m, f in folders.items()}, notes=notes, notebooks=notebook_links,
+        figures=figures, tables=tables, summary=summary, **extras, bench=speed,
+        bench_path=_shown_path(bench), epoch_bench=epoch, layer_bench=layers,
+        robustness=_robustness(Path(robustness), out, notes),
+        our_speed=_our_speed(models["cnn-by-myself"] and models["cnn-by-myself"].reproduction),
+        builder=builder)  # fmt: skip
 
 
 def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool = False,
-          readme: Path | None = None, pdf: bool = True, bench: Path = DEFAULT_BENCH) -> dict:  # fmt: skip
+          readme: Path | None = None, pdf: bool = True, bench: Path = DEFAULT_BENCH,
+          robustness: Path = DEFAULT_ROBUSTNESS) -> dict:  # fmt: skip
     """Build everything into ``out``; returns a summary (paths, notes, stage times). ``bench``
-    is the speed benchmark's JSON (``make bench``)."""
+    is the speed benchmark's JSON (``make bench``), ``robustness`` the robustness experiment's."""
     started = time.perf_counter()
-    stages: list[dict] = []
-
-    def stage(label_en: str, label_zh: str, t0: float) -> None:
-        stages.append({"en": label_en, "zh": label_zh, "seconds": time.perf_counter() - t0})
-
+    stages: list[Stage] = []
     out = Path(out)
-    notes = Notes()
     (out / "figures").mkdir(parents=True, exist_ok=True)
 
-    t0 = time.perf_counter()
-    folders = {"cnn-by-myself": Path(myself), "cnn-by-pytorch": Path(pytorch)}
-    models = {}
-    for model, folder in folders.items():
-        metrics = _load_metrics(model, folder, notes)
-        entry = {"model": model, "folder": str(folder), "present": metrics is not None,
-                 "metrics": metrics or {}, "runs": [], "first_images": None}  # fmt: skip
-        if metrics is not None:
-            main = _prepare_run(metrics, model, folder, out, notes)
-            main["label"] = _run_label(metrics.get("name", "main"))
-            entry["main"] = main
-            entry["runs"].append(main)
-            if metrics.get("reproduction"):
-                repro = _prepare_run(metrics["reproduction"], model, folder, out, notes,
-                                     ("curves", "curves_first_1000", "confusion"))  # fmt: skip
-                repro["label"] = _run_label(repro.get("name", "reproduction"))
-                entry["reproduction"] = repro
-                entry["runs"].append(repro)
-            else:
-                notes.add(f"missing input: {model}: no 'reproduction' run in its metrics.json "
-                          "(the original's settings): marked 'not run'",
-                          f"缺少输入：{model}：metrics.json 中没有 'reproduction' 运行"
-                          "（原报告设置的复现）；标注为“未运行”")  # fmt: skip
-                entry["reproduction"] = None
-            for run in entry["runs"]:
-                run["checkpoint_rows"] = _checkpoint_rows(run)
-                run["epoch_rows"] = _epoch_rows(run)
-                run["confusion_verdict"] = _confusion_verdict(run.get("test_report"))
-            first = metrics.get("first_images_figure")
-            if first:
-                source = folder / first
-                if source.is_file():
-                    shutil.copyfile(source, out / "figures" / f"{model}-{Path(first).name}")
-                    entry["first_images"] = f"figures/{model}-{Path(first).name}"
-                else:
-                    notes.add(f"missing input: {model}: figure {source} not found",
-                              f"缺少输入：{model}：找不到图像 {source}")  # fmt: skip
-        else:
-            entry["main"] = entry["reproduction"] = None
-        models[model] = entry
-    stage("read metrics and logs, copy figures", "读取指标与日志、复制图像", t0)
+    class timed:  # noqa: N801 - a context manager that records a stage of the build
+        def __init__(self, en: str, zh: str):
+            self.label = (en, zh)
 
-    myself_m = models["cnn-by-myself"]["metrics"]
-    torch_m = models["cnn-by-pytorch"]["metrics"]
-    extras = {}
-    for key, what, what_zh in (("ablation", "ablation study", "消融实验"),
-                               ("ensemble", "ensemble", "模型集成"),
-                               ("resnet", "ResNet run (needs a GPU)", "ResNet（需要 GPU）"),
-                               ("gpu_runs", "runs on a GPU", "GPU 上的运行"),
-                               ("seeds", "the reproduction with other seeds (make seeds)",
-                                "其他随机种子的复现（make seeds）"),
-                               ("init_seeds", "the reproduction over seeds with each "
-                                "initialisation (make gpu, make init-seeds, make all-data)",
-                                "各初始化方式在多个随机种子下的复现（make gpu、make init-seeds、"
-                                "make all-data）")):  # fmt: skip
-        value = torch_m.get(key) if models["cnn-by-pytorch"]["present"] else None
-        if value is None and models["cnn-by-pytorch"]["present"]:
-            notes.add(f"not run: {what}: cnn-by-pytorch/metrics.json has '{key}': null",
-                      f"未运行：{what_zh}：cnn-by-pytorch/metrics.json 中 '{key}' 为 null")  # fmt: skip
-        extras[key] = value
-    if extras["seeds"]:
-        extras["seeds"] = _beside_the_original(extras["seeds"])
-    if extras["init_seeds"]:
-        groups = [{**_beside_the_original(group), "label": _init_and_changes(group)}
-                  for group in extras["init_seeds"]["groups"]]  # fmt: skip
-        validated = [g for g in groups if g["hold_out_validation"]]
-        extras["init_seeds"] = {
-            **extras["init_seeds"], "groups": groups,
-            "graphed": [g for g in validated if _replayed_as_graphs(g)],  # make gpu
-            "held_out": [g for g in validated if not _replayed_as_graphs(g)],  # make init-seeds
-            "all_data": [g for g in groups if not g["hold_out_validation"]],  # make all-data
-        }  # fmt: skip
-    if extras["gpu_runs"]:
-        extras["gpu_runs"] = {**extras["gpu_runs"],
-                              "reproduction_times": _reproduction_times(extras["gpu_runs"])}  # fmt: skip
-    if extras["resnet"]:
-        resnet = _prepare_run(extras["resnet"], "cnn-by-pytorch", folders["cnn-by-pytorch"],
-                              out, notes, ("curves",))  # fmt: skip
-        resnet["label"] = _run_label(resnet.get("name", "resnet"))
-        resnet["epoch_rows"] = _epoch_rows(resnet)
-        extras["resnet"] = resnet
+        def __enter__(self):
+            self.t0 = time.perf_counter()
 
-    bench_results = _load_bench(Path(bench), notes)
-    epoch_bench = _load_epoch_bench(Path(bench).parent / "bench_epoch.json", notes)
-    our_speed = _reproduction_speed(models["cnn-by-myself"].get("reproduction"))
+        def __exit__(self, *exc):
+            if exc[0] is None:
+                stages.append(Stage(*self.label, time.perf_counter() - self.t0))
 
-    t0 = time.perf_counter()
-    class_rows = _class_rows(myself_m if models["cnn-by-myself"]["present"] else None)
-    figures = {"class_balance": None, "ladder": None}
-    if _plot_class_balance(class_rows, out / "figures" / "class-balance.png"):
-        figures["class_balance"] = "figures/class-balance.png"
-    ladder = [(en, value, "reference") for en, _, value in original.REFERENCE_POINTS]
-    ladder += [(f"original: {m}", v, "original") for m, v in original.RESULTS.items()]
-    for model, entry in models.items():
-        for run in entry["runs"]:
-            ladder.append((f"ours: {model} ({run.get('name')})", run["test_accuracy"], "ours"))
-    if extras["ensemble"]:
-        ladder.append(("ours: ensemble", extras["ensemble"]["test_accuracy"], "ours"))
-    if extras["resnet"]:
-        ladder.append(("ours: ResNet", extras["resnet"]["test_accuracy"], "ours"))
-    if _plot_accuracy_ladder(ladder, out / "figures" / "accuracy-ladder.png"):
-        figures["ladder"] = "figures/accuracy-ladder.png"
-    stage("draw the class-balance and accuracy figures", "绘制类别分布与准确率对比图", t0)
-
-    t0 = time.perf_counter()
-    notebook_links = _export_notebooks(Path(notebooks), out, notes)
-    stage("export the executed notebooks to HTML (nbconvert)", "导出已执行的 notebook 为 HTML", t0)
-
-    quick = bool(quick or myself_m.get("quick") or torch_m.get("quick"))
-    present = [e for e in models.values() if e["present"]]
-    comparison = []
-    for entry in present:
-        for run in entry["runs"]:
-            comparison.append({
-                "model": entry["model"], "run": run, "label": run["label"],
-                "implementation": entry["metrics"].get("implementation"),
-                "code_lines": entry["metrics"].get("model_code_lines"),
-            })  # fmt: skip
-    if extras["resnet"]:
-        comparison.append({"model": "cnn-by-pytorch", "run": extras["resnet"],
-                           "label": extras["resnet"]["label"], "implementation": "PyTorch",
-                           "code_lines": torch_m.get("model_code_lines")})  # fmt: skip
-    references = sorted(
-        [{"en": en, "zh": zh, "accuracy": v, "ours": False} for en, zh, v in original.REFERENCE_POINTS]
-        + [{"en": f"**ours: {e['model']} ({e['main']['label']['en']})**",
-            "zh": f"**我们的 {e['model']}（{e['main']['label']['zh']}）**",
-            "accuracy": e["main"]["test_accuracy"], "ours": True} for e in present],
-        key=lambda r: r["accuracy"],
-    )  # fmt: skip
-    best_ours = max(present, key=lambda e: e["main"]["test_accuracy"], default=None)
-    if best_ours is not None:
-        acc = best_ours["main"]["test_accuracy"]
-        below = [r for r in original.REFERENCE_POINTS if r[2] <= acc]
-        above = [r for r in original.REFERENCE_POINTS if r[2] > acc]
-        standing = {
-            "model": best_ours["model"],
-            "accuracy": acc,
-            "below": below[-1] if below else None,
-            "above": above[0] if above else None,
-        }
-    else:
-        standing = None
-    ablation_best = ablation_baseline = None
-    if extras["ablation"] and extras["ablation"].get("rows"):
-        rows = extras["ablation"]["rows"]
-        ablation_best = max(rows, key=lambda r: r["val_accuracy"])
-        named = [r for r in rows if "baseline" in str(r.get("name", "")).lower()]
-        ablation_baseline = named[0] if named else rows[0]
-        if ablation_baseline is ablation_best:
-            ablation_baseline = None
-    ensemble_best_member = None
-    if extras["ensemble"] and extras["ensemble"].get("member_test_accuracies"):
-        accs = extras["ensemble"]["member_test_accuracies"]
-        name = max(accs, key=accs.get)
-        ensemble_best_member = {"name": name, "accuracy": accs[name]}
-    speedup = None
-    mm, tm = models["cnn-by-myself"]["main"], models["cnn-by-pytorch"]["main"]
-    if mm and tm and mm.get("images_per_second") and tm.get("images_per_second"):
-        speedup = tm["images_per_second"] / mm["images_per_second"]
-    config_keys = {}
-    for model, entry in models.items():
-        keys: list[str] = []
-        for run in entry["runs"]:
-            keys += [k for k in (run.get("config") or {}) if k not in keys]
-        config_keys[model] = keys
-
-    context = {
-        "quick": quick,
-        "models": models,
-        "myself": models["cnn-by-myself"],
-        "pytorch": models["cnn-by-pytorch"],
-        "extras": extras,
-        "class_rows": class_rows,
-        "figures": figures,
-        "notebooks": notebook_links,
-        "notebooks_dir": str(notebooks),
-        "notes": notes.items,
-        "original": original.RESULTS,
-        "original_epoch_1": original.TORCH_EPOCH_1,
-        "original_confusion": {
-            "true": original.LARGEST_CONFUSION[0],
-            "predicted": original.LARGEST_CONFUSION[1],
-        },  # fmt: skip
-        "class_names": CLASS_NAMES,
-        "class_names_zh": CLASS_NAMES_ZH,
-        "sha256": SHA256,
-        "image_shape": (ROWS, COLS),
-        "comparison": comparison,
-        "references": references,
-        "standing": standing,
-        "ablation_best": ablation_best,
-        "ablation_baseline": ablation_baseline,
-        "ensemble_best_member": ensemble_best_member,
-        "speedup": speedup,
-        "bench": bench_results,
-        "epoch_bench": epoch_bench,
-        "bench_path": _shown_path(Path(bench)),
-        "original_speed": original.NUMPY_SPEED,
-        "our_speed": our_speed,
-        "config_keys": config_keys,
-        "stages": stages,
-        "built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "build_commit": _git_commit(),
-        "python": sys.version.split()[0],
-        "library_versions": _library_versions(),
-        "pdf_note": "not printed yet",
-    }
+    report = read_inputs(myself, pytorch, out, notebooks, quick, bench, robustness, timed)
+    report.stages = stages
+    env = _environment()
 
     def render(final: bool) -> None:
-        context["final"] = final
-        context["total_seconds"] = time.perf_counter() - started
-        env = _environment()
+        report.builder.update(final=final, total_seconds=time.perf_counter() - started)
+        report.tables["stages"] = _stage_table(report, report.builder["total_seconds"])
         for lang, suffix in (("en", ""), ("zh", ".zh")):
-            template = "report.md.j2" if lang == "en" else "report.zh.md.j2"
-            markdown = re.sub(r"\n{3,}", "\n\n", env.get_template(template).render(context))
+            template = env.get_template(f"report{suffix}.md.j2")
+            markdown = re.sub(r"\n{3,}", "\n\n", template.render(r=report, lang=lang))
             write_text(out / f"report{suffix}.md", markdown)
-            parts = _markdown_to_html(markdown, out)
+            pdf_link = f"report{suffix}.pdf" if final and report.builder["pdf_note"] is None else None
             html = env.get_template("report.html.j2").render(
-                lang=lang,
-                quick=quick,
-                title=_title(lang, quick),
-                **parts,
-                pdf=f"report{suffix}.pdf" if final and context["pdf_note"] is None else None,
-            )
+                lang=lang, quick=report.quick, title=_title(lang, report.quick), pdf=pdf_link,
+                **_markdown_to_html(markdown, out))  # fmt: skip
             write_text(out / f"report{suffix}.html", html)
 
-    t0 = time.perf_counter()
-    render(final=False)
-    stage("render Markdown and HTML (Jinja2, mistune)", "渲染 Markdown 与 HTML", t0)
-
+    with timed("render Markdown and HTML (Jinja2, mistune)", "渲染 Markdown 与 HTML"):
+        render(final=False)
     pdf_note = "PDF not requested (--no-pdf)"
     if pdf:
-        t0 = time.perf_counter()
-        for suffix in ("", ".zh"):
-            pdf_note = print_pdf(out / f"report{suffix}.html", out / f"report{suffix}.pdf")
-            if pdf_note is not None:
-                print(f"report: {pdf_note}", file=sys.stderr)
-                break
-        else:
-            stage("print report.pdf and report.zh.pdf (headless Chromium)",
-                  "用无头 Chromium 生成 PDF（中英文）", t0)  # fmt: skip
-    context["pdf_note"] = pdf_note
+        with timed("print report.pdf and report.zh.pdf (headless Chromium)", "用无头 Chromium 生成 PDF（中英文）"):
+            for suffix in ("", ".zh"):
+                pdf_note = print_pdf(out / f"report{suffix}.html", out / f"report{suffix}.pdf")
+                if pdf_note is not None:
+                    print(f"report: {pdf_note}", file=sys.stderr)
+                    break
+        if pdf_note is not None:
+            stages.pop()
+    report.builder["pdf_note"] = pdf_note
     render(final=True)  # again, so the stage table holds every stage (the PDF keeps its own)
-
     _remove_stale(out)
 
     readme_updated = False
+    present = any(report.models.values())
     if readme is not None and not present:
         print(f"report: no model has run: {readme} left as it is")
-    elif readme is not None and quick:
+    elif readme is not None and report.quick:
         print(f"report: a QUICK build never writes the results into {readme}")
     elif readme is not None:
-        block = (
-            _environment()
-            .get_template("readme_results.md.j2")
-            .render(context, report_dir=_rel(out, Path(readme).parent))
-        )
+        block = env.get_template("readme_results.md.j2").render(
+            r=report, lang="en", report_dir=_rel(out, Path(readme).parent))  # fmt: skip
         update_readme(Path(readme), block)
         readme_updated = True
     total = time.perf_counter() - started
     print(f"report: built {out}/report.md, report.zh.md, report.html, report.zh.html"
           f"{', report.pdf, report.zh.pdf' if pdf_note is None else ''} in {total:.1f} s"
           f"{'; README results updated' if readme_updated else ''}")  # fmt: skip
-    return {"out": out, "notes": notes.items, "stages": stages, "pdf": pdf_note is None,
-            "readme_updated": readme_updated, "quick": quick}  # fmt: skip
+    return {"out": out, "notes": [n.__dict__ for n in report.notes], "stages": stages,
+            "pdf": pdf_note is None, "readme_updated": readme_updated, "quick": report.quick,
+            "report": report}  # fmt: skip
 
 
 def _remove_stale(out: Path) -> None:
@@ -933,60 +1338,33 @@ def _git_commit() -> str | None:
     return out.stdout.strip()
 
 
-def _library_versions() -> dict:
-    from importlib import metadata
-
-    versions = {}
-    for package in ("jinja2", "mistune", "nbconvert", "matplotlib"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="read runs/quick/, write runs/quick/report/, title says QUICK",
-    )
-    parser.add_argument("--myself", type=Path, help="the NumPy model's output folder")
-    parser.add_argument("--pytorch", type=Path, help="the PyTorch model's output folder")
-    parser.add_argument("--out", type=Path, help="where the report goes")
-    parser.add_argument("--notebooks", type=Path, help="folder of the executed notebooks")
-    parser.add_argument(
-        "--readme",
-        type=Path,
-        help="README whose results block a full build rewrites (default: the "
-        "repository's README.md when --out is left at its default)",
-    )
-    parser.add_argument("--bench", type=Path, default=DEFAULT_BENCH,
-                        help="the speed benchmark's results (default: %(default)s, written by "
-                        "`make bench`)")  # fmt: skip
-    parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
-    parser.add_argument("--no-pdf", action="store_true", help="skip the PDF")
-    args = parser.parse_args(argv)  # fmt: skip
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    add = parser.add_argument
+    add("--quick", action="store_true", help="read runs/quick/, write runs/quick/report/, title says QUICK")
+    add("--myself", type=Path, help="the NumPy model's output folder")
+    add("--pytorch", type=Path, help="the PyTorch model's output folder")
+    add("--out", type=Path, help="where the report goes")
+    add("--notebooks", type=Path, help="folder of the executed notebooks")
+    add("--readme", type=Path, help="README whose results block a full build rewrites (default: the "
+        "repository's README.md when --out is left at its default)")
+    add("--bench", type=Path, default=DEFAULT_BENCH, help="the speed benchmark's results (default: "
+        "%(default)s, written by `make bench`; bench_epoch.json and bench_layers.json beside it)")
+    add("--robustness", type=Path, default=DEFAULT_ROBUSTNESS,
+        help="the robustness experiment's results (default: %(default)s)")
+    add("--no-readme", action="store_true", help="leave the README alone")
+    add("--no-pdf", action="store_true", help="skip the PDF")
+    args = parser.parse_args(argv)
     base = REPO_ROOT / "runs" / "quick" if args.quick else REPO_ROOT
+    readme = None if args.no_readme or (args.out and not args.readme) else args.readme or REPO_ROOT / "README.md"
     try:
-        build(
-            myself=args.myself or base / "cnn-by-myself",
-            pytorch=args.pytorch or base / "cnn-by-pytorch",
-            out=args.out or (base / "report" if args.quick else REPO_ROOT / "report"),
-            notebooks=args.notebooks
-            or REPO_ROOT / "runs" / ("quick" if args.quick else "full") / "notebooks",
-            quick=args.quick,
-            readme=None
-            if args.no_readme or (args.out and not args.readme)
-            else args.readme or REPO_ROOT / "README.md",
-            pdf=not args.no_pdf,
-            bench=args.bench,
-        )
+        build(myself=args.myself or base / "cnn-by-myself", pytorch=args.pytorch or base / "cnn-by-pytorch",
+              out=args.out or (base / "report" if args.quick else REPO_ROOT / "report"),
+              notebooks=args.notebooks or REPO_ROOT / "runs" / ("quick" if args.quick else "full") / "notebooks",
+              quick=args.quick, readme=readme, pdf=not args.no_pdf, bench=args.bench,
+              robustness=args.robustness)  # fmt: skip
     except ReportInputError as e:
         print(f"report: error: {e}", file=sys.stderr)
         return 1

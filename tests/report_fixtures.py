@@ -191,9 +191,20 @@ EPOCH_BENCH = {"rounds": 5, "steps": 430, "warmup": 5, "threads": 2, "results": 
     "ratio": 0.6704}}  # fmt: skip
 
 
+# What ``bench_layers.py --record`` is to write (one small reader in build_report adapts to it).
+LAYER_BENCH = {"batch_size": 128, "layers": [
+    {"layer": "conv1", "numpy": {"forward_ms": 2.5, "backward_ms": 5.25},
+     "torch": {"forward_ms": 1.125, "backward_ms": 2.0}},
+    {"layer": "pool1", "numpy": {"forward_ms": 0.75, "backward_ms": 1.5},
+     "torch": {"forward_ms": 0.25, "backward_ms": 0.5}},
+    {"layer": "fc1", "numpy": {"forward_ms": 0.4, "backward_ms": 0.8},
+     "torch": {"forward_ms": 0.3, "backward_ms": 0.6}},
+]}  # fmt: skip
+
+
 def make_fake_bench(path: Path, *, shape: str = "current") -> dict:
-    """Write a fake ``benchmarks/bench_lenet.json`` at ``path``, with ``bench_epoch.json`` beside
-    it for the "current" shape; returns what was written to ``path``.
+    """Write a fake ``benchmarks/bench_lenet.json`` at ``path``, with ``bench_epoch.json`` and
+    ``bench_layers.json`` beside it for the "current" shape; returns what was written to ``path``.
 
     ``shape``: "current" (what ``bench_lenet.py --record`` writes: rounds, steps, warmup,
     threads, results, provenance), "old" (the first recorded file: a command line, results and
@@ -210,6 +221,7 @@ def make_fake_bench(path: Path, *, shape: str = "current") -> dict:
         data = {"rounds": 7, "steps": 250, "warmup": 15, "threads": 3,
                 "results": BENCH_RESULTS, "provenance": provenance}  # fmt: skip
         write_json(path.parent / "bench_epoch.json", EPOCH_BENCH | {"provenance": provenance})
+        write_json(path.parent / "bench_layers.json", LAYER_BENCH | {"provenance": provenance})
     elif shape == "old":
         data = {"command": "python benchmarks/bench_lenet.py --json (5 rounds x 300 steps)",
                 "results": BENCH_RESULTS, "provenance": provenance}  # fmt: skip
@@ -217,6 +229,22 @@ def make_fake_bench(path: Path, *, shape: str = "current") -> dict:
         raise ValueError(f"unknown shape {shape!r}")
     write_json(path, data)
     return data
+
+
+# What experiments/robustness is to write (one small reader in build_report adapts to it).
+ROBUSTNESS = {"clean": {"cnn-by-myself": 0.9133, "cnn-by-pytorch": 0.9378}, "results": [
+    {"model": model, "corruption": corruption, "severity": severity,
+     "accuracy": round(clean - drop * severity - 0.01 * k, 4)}
+    for model, clean in (("cnn-by-myself", 0.9133), ("cnn-by-pytorch", 0.9378))
+    for k, (corruption, drop) in enumerate((("gaussian_noise", 0.08), ("blur", 0.03)))
+    for severity in (1, 2, 3)]}  # fmt: skip
+
+
+def make_fake_robustness(folder: Path, figure_cache: Path) -> Path:
+    """``folder/robustness.json`` (ROBUSTNESS) and its figure ``robustness.png``; returns the JSON."""
+    write_json(folder / "robustness.json", ROBUSTNESS)
+    _Figures(figure_cache).get("confusion", folder / "robustness.png")  # any small real PNG
+    return folder / "robustness.json"
 
 
 def _notebook(path: Path, title: str) -> None:

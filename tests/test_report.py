@@ -20,13 +20,22 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from report_fixtures import EPOCH_BENCH, HARDWARE, make_fake_bench, make_fake_runs
+from report_fixtures import (
+    EPOCH_BENCH,
+    HARDWARE,
+    LAYER_BENCH,
+    ROBUSTNESS,
+    make_fake_bench,
+    make_fake_robustness,
+    make_fake_runs,
+)
 
 from fashion_mnist import REPO_ROOT, original
 from fashion_mnist.files import read_json, write_json
 
 _spec = importlib.util.spec_from_file_location("build_report", REPO_ROOT / "report/build_report.py")
 build_report = importlib.util.module_from_spec(_spec)
+sys.modules["build_report"] = build_report  # dataclasses look their module up
 _spec.loader.exec_module(build_report)
 
 HAVE_CHROMIUM = build_report.find_chromium() is not None
@@ -46,12 +55,13 @@ def figure_cache(tmp_path_factory) -> Path:
 
 
 def _build(root: Path, figure_cache: Path, *, quick=False, pdf=False, readme=True, damage=None,
-           bench="current", epoch_bench=True, **fake):  # fmt: skip
+           bench="current", epoch_bench=True, robustness=True, **fake):  # fmt: skip
     """Fake runs under ``root/runs`` (``damage(runs)`` may then break them), built into
     ``root/out``; a README with a results block at ``root/README.md`` unless ``readme`` is False;
     a fake speed benchmark at ``root/bench_lenet.json`` of the shape ``bench`` (None: none), with
     ``root/bench_epoch.json`` beside it for the "current" shape: as made when ``epoch_bench`` is
-    True, else removed, and replaced by ``epoch_bench`` when that is text."""
+    True, else removed, and replaced by ``epoch_bench`` when that is text; the robustness results
+    at ``root/robustness/`` when ``robustness``."""
     runs = make_fake_runs(root / "runs", figure_cache=figure_cache, quick=quick, **fake)
     if damage is not None:
         damage(runs)
@@ -61,6 +71,8 @@ def _build(root: Path, figure_cache: Path, *, quick=False, pdf=False, readme=Tru
         (root / "bench_epoch.json").unlink()
         if epoch_bench is not None:
             (root / "bench_epoch.json").write_text(epoch_bench, encoding="utf-8")
+    robustness_path = (make_fake_robustness(root / "robustness", figure_cache) if robustness
+                       else root / "robustness" / "robustness.json")  # fmt: skip
     readme_path = None
     if readme:
         readme_path = root / "README.md"
@@ -69,7 +81,7 @@ def _build(root: Path, figure_cache: Path, *, quick=False, pdf=False, readme=Tru
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
         result = build_report.build(runs["myself"], runs["pytorch"], root / "out",
                                     runs["notebooks"], quick=quick, readme=readme_path,
-                                    pdf=pdf, bench=bench_path)  # fmt: skip
+                                    pdf=pdf, bench=bench_path, robustness=robustness_path)  # fmt: skip
     out = root / "out"
     return {
         "out": out, "runs": runs, "result": result, "metrics": runs["metrics"],
@@ -558,9 +570,8 @@ def test_the_prose_numbers_come_from_the_metrics(full):
 
 def speed_section(markdown: str, lang: str) -> str:
     """The speed section of report.md ('md') or report.zh.md ('zh'), after the comparison."""
-    if lang == "md":
-        return markdown.split("\n### Training speed\n", 1)[1].split("\n## 8.", 1)[0]
-    return markdown.split("\n### 5.2 训练速度\n", 1)[1].split("\n### 5.3 ", 1)[0]
+    heading = "\n### Training speed\n" if lang == "md" else "\n### 训练速度\n"
+    return markdown.split(heading, 1)[1].split("\n### ", 1)[0]
 
 
 def check_speed_table(markdown: str, bench: dict) -> None:
@@ -625,7 +636,7 @@ def test_speed_section_equals_the_benchmark(full, lang):
     # the HTML is rendered from this Markdown: the table and its numbers are there
     html = full["html" if lang == "md" else "zh_html"]
     assert "<!-- table: speed -->" in html
-    assert ("Training speed</h3>" if lang == "md" else "5.2 训练速度</h3>") in html
+    assert ("Training speed</h3>" if lang == "md" else "训练速度</h3>") in html
     for r in bench["results"].values():
         assert f"{r['numpy_images_per_s']:,.1f}" in html and f"{r['ratio']:.3f}" in html
 
@@ -758,7 +769,7 @@ def test_missing_or_unreadable_benchmark_is_a_note(tmp_path, figure_cache, bench
     )
     for text in (built["md"], built["zh"]):
         assert "speed" not in tables(text) and "comparison/all" in tables(text)
-    assert "Training speed</h3>" in built["html"] and "5.2 训练速度</h3>" in built["zh_html"]
+    assert "Training speed</h3>" in built["html"] and "训练速度</h3>" in built["zh_html"]
     # the comparison with the original code needs only the metrics: still there
     run = built["metrics"]["cnn-by-myself"]["reproduction"]
     assert f"{original_speed_numbers(run)[0]} s per step" in md
@@ -781,7 +792,7 @@ def test_readme_block_rewritten_and_nothing_else(full):
     expected = []
     for model in MODELS:
         metrics = full["metrics"][model]
-        label = build_report._run_label(metrics["name"])["en"]
+        label = build_report._run_label(metrics["name"]).en
         expected.append((f"{model}: {metrics['implementation']}, {label}", model, metrics))
         expected.append((f"{model}: {metrics['implementation']}, original settings (reproduction)",
                          model, metrics["reproduction"]))  # fmt: skip
@@ -1034,3 +1045,115 @@ def test_html_loads_in_chromium_without_broken_images(built, tmp_path):
                            (built["out"] / "report.html").as_uri()], timeout=120)  # fmt: skip
     assert shot.is_file() and shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- One section tree for both languages; resumed runs; the optional experiments -------------------
+
+
+def section_tree(markdown: str) -> list[tuple[int, int | None]]:
+    """The headings as (level, number): '## 7. Comparison' and '## 七、对比' are both (2, 7)."""
+    digits = {c: i for i, c in enumerate("一二三四五六七八九十", 1)}
+    tree = []
+    for hashes, title in re.findall(r"^(#{1,6}) (.*)$", markdown, re.M):
+        m = re.match(r"(\d+)\. |([一二三四五六七八九十]+)、", title)
+        number = None
+        if m and m[1]:
+            number = int(m[1])
+        elif m:  # 一 .. 十, 十一 .. 十九
+            zh = m[2]
+            number = digits[zh] if len(zh) == 1 else 10 + digits[zh[1]]
+        tree.append((len(hashes), number))
+    return tree
+
+
+@pytest.mark.parametrize("which", ["full", "only_myself"])
+def test_english_and_chinese_have_the_same_section_tree(request, which):
+    """Same headings (levels, order, numbers), same tables and figures in the same order."""
+    built = request.getfixturevalue(which)
+    md, zh = built["md"], built["zh"]
+    assert section_tree(md) == section_tree(zh)
+    numbers = [n for level, n in section_tree(md) if level == 2 and n is not None]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 10
+    assert list(tables(md)) == list(tables(zh))
+    figures = [re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text) for text in (md, zh)]
+    assert figures[0] == figures[1]
+
+
+def _resumed(runs: dict) -> None:
+    """The NumPy reproduction resumed from step 120, the PyTorch improved run from epoch 2, and
+    the PyTorch notebook timed at 30.1 s (a notebook that resumed its runs)."""
+    for model, run_key, key, at, seconds in (("myself", "reproduction", "resumed_from_step", 120, 4321.5),
+                                             ("pytorch", None, "resumed_from_epoch", 2, 7654.3)):  # fmt: skip
+        path = runs[model] / "metrics.json"
+        metrics = read_json(path)
+        run = metrics[run_key] if run_key else metrics
+        run.update({key: at, "train_seconds": seconds})
+        if model == "pytorch":
+            metrics["provenance"] = {**metrics["provenance"], "wall_seconds": 30.1}
+        write_json(path, metrics)
+
+
+def test_a_resumed_run_gives_no_training_time(tmp_path, figure_cache):
+    built = _build(tmp_path, figure_cache, notebooks=False, damage=_resumed)
+    readme = built["readme"].read_text(encoding="utf-8")
+    for text in (built["md"], built["zh"], built["html"], readme):
+        for shown in ("4,321.5", "72.0 min", "7,654.3", "2.13 h", "30.1"):
+            assert shown not in text
+    md, zh = (" ".join(built[k].split()) for k in ("md", "zh"))
+    assert "This run was resumed from step 120: the time its record holds covers only what" in md
+    assert "no training time for it (the per-epoch times are in the table)." in md
+    assert "该运行从第 120 步的检查点续跑" in zh and "该运行从第 2 轮的检查点续跑" in zh
+    for text in (built["md"], built["zh"]):
+        resumed = "resumed" if text is built["md"] else "续跑"
+        times = [r[6] for r in tables(text)["comparison/all"][1:]]
+        assert times == ["322.2", resumed, resumed, "75.5"]  # the other runs keep theirs
+        stages = tables(text)["stages"][1:]
+        assert [r[1:] for r in stages if r[0].startswith("cnn-by-pytorch: ") and "notebook" in r[0]] \
+            == [["–", "–"]]  # fmt: skip
+    assert "**Not run:** the comparison with the original code's speed" in built["md"]
+    assert [r[4] for r in readme_rows(built["readme"])[:4]] == ["5.4 min", "resumed", "resumed", "75.5 s"]
+
+
+def test_the_layer_profile_and_robustness_are_reported(full):
+    """bench_layers.json beside the speed benchmark and robustness.json: their tables equal the
+    files, their figures are in the report, in both languages."""
+    for lang in ("md", "zh"):
+        t = tables(full[lang])
+        rows = t["layer-profile"][1:]
+        assert [r[0] for r in rows] == [layer["layer"] for layer in LAYER_BENCH["layers"]]
+        for row, layer in zip(rows, LAYER_BENCH["layers"], strict=True):
+            times = [layer[i][p] for i in ("numpy", "torch") for p in ("forward_ms", "backward_ms")]
+            assert [float(c) for c in row[1:]] == times
+        rows = t["robustness"][1:]
+        assert len(rows) == 4 and rows[0][:3] == ["cnn-by-myself", "gaussian_noise", "91.33"]
+        results = {(r["model"], r["corruption"], r["severity"]): r["accuracy"] for r in ROBUSTNESS["results"]}
+        for row in rows:
+            assert [num(c) for c in row[3:]] == [pct(results[row[0], row[1], s]) for s in (1, 2, 3)]
+        for figure in ("figures/layer-profile.png", "figures/robustness.png"):
+            assert f"]({figure})" in full[lang] and (full["out"] / figure).is_file()
+    md, zh = (" ".join(full[k].split()) for k in ("md", "zh"))
+    assert "our NumPy code is slowest in pool1 (3.0 times PyTorch's time)" in md
+    assert "最慢的一层是 pool1（PyTorch 用时的 3.0 倍）" in zh
+    assert "cnn-by-myself, 67.33% on `gaussian_noise` at severity 3 (clean: 91.33%)" in md
+    assert "cnn-by-pytorch 在强度 3 的 `gaussian_noise` 上为 69.78%（干净图像：93.78%）" in zh
+
+
+def test_without_the_layer_profile_and_robustness_they_are_not_run(tmp_path, figure_cache):
+    """Missing: a "not run yet" line in each language and no note; unreadable: a note as well."""
+    built = _build(tmp_path, figure_cache, readme=False, notebooks=False, robustness=False,
+                   bench="old")  # fmt: skip
+    assert "> **Not run:** the robustness experiment, not run yet (`make -C experiments robustness`)" in built["md"]
+    assert "> **未运行：** 鲁棒性实验，尚未运行（`make -C experiments robustness`）" in built["zh"]
+    assert "> **Not run:** the per-layer profile: no `bench_layers.json` beside" in built["md"]
+    assert "> **未运行：** 逐层耗时剖析：" in built["zh"]
+    assert not [n for n in built["result"]["notes"] if "robustness" in n["en"] or "per-layer" in n["en"]]
+    for text in (built["md"], built["zh"]):
+        assert "layer-profile" not in tables(text) and "robustness" not in tables(text)
+    (tmp_path / "robustness").mkdir()
+    (tmp_path / "robustness" / "robustness.json").write_text('{"clean": {}}', encoding="utf-8")
+    (tmp_path / "bench_layers.json").write_text("{ not json", encoding="utf-8")
+    built = _build(tmp_path, figure_cache, readme=False, notebooks=False, robustness=False,
+                   bench="old")  # fmt: skip
+    notes = [n["en"] for n in built["result"]["notes"]]
+    assert any(n.startswith(f"robustness results at {tmp_path / 'robustness'}") for n in notes)
+    assert any(n.startswith(f"per-layer profile at {tmp_path / 'bench_layers.json'}") for n in notes)
