@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime as _dt
 import math
 import os
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 
 import jinja2
@@ -148,28 +149,14 @@ class Provenance:
         return f"`{self.git_commit[:12]}`" if self.git_commit else "–"
 
 
-@dataclass
-class LogSummary:
-    steps: int
-    last_step: int
-    first_loss: float
-    tail: int
-    tail_loss: float
-    tail_accuracy: float
-
-
-@dataclass
-class Verdict:
-    """Our largest confusion against the original's (Shirt predicted as T-shirt/top)."""
-
-    agrees: bool
-    rank: int | None
-    listed: int
-    top: tuple[Bi, Bi]
-    count: int
-    rate: float
-    pair: tuple[Bi, Bi]
-    pair_count: int | None
+# Small records of the context: dataclasses made in a line each (their typed fields are what the
+# templates read).
+LogSummary = make_dataclass("LogSummary", [("steps", int), ("last_step", int), ("first_loss", float),
+                                       ("tail", int), ("tail_loss", float), ("tail_accuracy", float)])
+# Our largest confusion against the original's (Shirt predicted as T-shirt/top): (true, predicted)
+Verdict = make_dataclass("Verdict", [("agrees", bool), ("rank", "int | None"), ("listed", int),
+                                 ("top", "tuple[Bi, Bi]"), ("count", int), ("rate", float),
+                                 ("pair", "tuple[Bi, Bi]"), ("pair_count", "int | None")])
 
 
 @dataclass
@@ -223,115 +210,34 @@ class Model:
         return self.runs[0]
 
 
-@dataclass
-class Spread:
-    mean: float
-    std: float
-    min: float
-    max: float
-
-
-@dataclass
-class Seeds:
-    """The reproduction over seeds (``make seeds``), beside the original's later epochs."""
-
-    seeds: list
-    test: Spread
-    later: Spread
-    first_epoch: int
-    last_epoch: int
-    original_later_half: float | None
-
-
-@dataclass
-class InitGroup:
-    """A group of torch_run.seeds_by_init: one initialisation over seeds."""
-
-    label: str
-    n: int
-    test: Spread
-    original_last_epoch: float | None
-
-
-@dataclass
-class InitSeeds:
-    graphed: list[InitGroup]  # make gpu
-    held_out: list[InitGroup]  # make init-seeds
-    all_data: list[InitGroup]  # make all-data
-    left_out: list[str]
-    table: Table
-
-
-@dataclass
-class Ablation:
-    epochs: int
-    hardware: str
-    table: Table
-    best: dict
-    baseline: dict | None
-
-
-@dataclass
-class Ensemble:
-    members: int
-    test_accuracy: float
-    best_member: tuple[str, float] | None
-    table: Table
-
-
-@dataclass
-class GpuRuns:
-    table: Table
-    times: dict | None  # the slowest and fastest full-length reproduction, timed alone
-
-
-@dataclass
-class SpeedBench:
-    settings: dict  # rounds, steps, warmup, threads (None in an older file)
-    table: Table
-    provenance: Provenance
-
-
-@dataclass
-class EpochBench:
-    ours: float
-    plain: float
-    ratio: float
-    settings: dict
-    provenance: Provenance
-
-
-@dataclass
-class OurSpeed:
-    """Our NumPy reproduction's seconds per step, beside the original's (original.NUMPY_SPEED)."""
-
-    batch_size: int
-    steps: int
-    train_seconds: float
-    hardware: str | None
-    images_per_second: float | None
-    seconds_per_step: float
-    speedup: float
-
-
-@dataclass
-class LayerBench:
-    """The per-layer profile (``benchmarks/bench_layers.json``): figure and table."""
-
-    batch_size: int
-    figure: str | None
-    table: Table
-    slowest: Bi
-    provenance: Provenance
-
-
-@dataclass
-class Robustness:
-    """Accuracy on corrupted test images (``experiments/robustness``): figure, table, worst case."""
-
-    figure: str | None
-    table: Table
-    worst: list[dict]  # per model: corruption, severity, accuracy, drop from clean
+Spread = make_dataclass("Spread", [("mean", float), ("std", float), ("min", float), ("max", float)])
+# The reproduction over seeds (make seeds), beside the original's later epochs.
+Seeds = make_dataclass("Seeds", [("seeds", list), ("test", Spread), ("later", Spread), ("first_epoch", int),
+                             ("last_epoch", int), ("original_later_half", "float | None")])
+# A group of torch_run.seeds_by_init (one initialisation over seeds), and the groups by origin.
+InitGroup = make_dataclass("InitGroup", [("label", str), ("n", int), ("test", Spread),
+                                     ("original_last_epoch", "float | None")])
+InitSeeds = make_dataclass("InitSeeds", [("graphed", list), ("held_out", list), ("all_data", list),
+                                     ("left_out", list), ("table", Table)])  # make gpu, init-seeds, all-data
+Ablation = make_dataclass("Ablation", [("epochs", int), ("hardware", str), ("table", Table), ("best", dict),
+                                   ("baseline", "dict | None")])
+Ensemble = make_dataclass("Ensemble", [("members", int), ("test_accuracy", float),
+                                   ("best_member", "tuple[str, float] | None"), ("table", Table)])
+# times: the slowest and fastest full-length reproduction, timed alone
+GpuRuns = make_dataclass("GpuRuns", [("table", Table), ("times", "dict | None")])
+# settings: rounds, steps, warmup, threads (None where an older file lacks them)
+SpeedBench = make_dataclass("SpeedBench", [("settings", dict), ("table", Table), ("provenance", Provenance)])
+EpochBench = make_dataclass("EpochBench", [("ours", float), ("plain", float), ("ratio", float),
+                                       ("settings", dict), ("provenance", Provenance)])
+# Our NumPy reproduction's seconds per step, beside the original's (original.NUMPY_SPEED).
+OurSpeed = make_dataclass("OurSpeed", [("batch_size", int), ("steps", int), ("train_seconds", float),
+                                   ("hardware", "str | None"), ("images_per_second", "float | None"),
+                                   ("seconds_per_step", float), ("speedup", float)])
+# The per-layer profile (bench_layers.json) and the robustness experiment: figure, table, summary.
+LayerBench = make_dataclass("LayerBench", [("batch_size", int), ("figure", "str | None"), ("table", Table),
+                                       ("slowest", Bi), ("provenance", Provenance)])
+Robustness = make_dataclass("Robustness", [("figure", "str | None"), ("table", Table), ("worst", list)])
+Stage = make_dataclass("Stage", [("en", str), ("zh", str), ("seconds", float)])
 
 
 @dataclass
@@ -964,13 +870,6 @@ def _stage_table(report: Report, total: float) -> Table:
     return Table("stages", (["Stage", "Seconds", "Duration"], ["阶段", "用时 (s)", "用时"]), "lrr", rows)
 
 
-@dataclass
-class Stage:
-    en: str
-    zh: str
-    seconds: float
-
-
 # --- Derived figures --------------------------------------------------------------------------
 
 
@@ -1244,16 +1143,11 @@ def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool =
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
 
-    class timed:  # noqa: N801 - a context manager that records a stage of the build
-        def __init__(self, en: str, zh: str):
-            self.label = (en, zh)
-
-        def __enter__(self):
-            self.t0 = time.perf_counter()
-
-        def __exit__(self, *exc):
-            if exc[0] is None:
-                stages.append(Stage(*self.label, time.perf_counter() - self.t0))
+    @contextlib.contextmanager
+    def timed(en: str, zh: str):  # a stage of the build, timed
+        t0 = time.perf_counter()
+        yield
+        stages.append(Stage(en, zh, time.perf_counter() - t0))
 
     report = read_inputs(myself, pytorch, out, notebooks, quick, bench, robustness, timed)
     report.stages = stages
