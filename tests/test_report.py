@@ -614,22 +614,19 @@ def test_speed_section_equals_the_benchmark(full, lang):
     # the settings and where it was measured, from the file
     prov = bench["provenance"]
     flat = " ".join(section.split())
-    if lang == "md":
-        assert f"alternating over {bench['rounds']} rounds" in flat
-        assert (f"Rounds: {bench['rounds']}; timed steps per measurement: {bench['steps']}, "
-                f"after {bench['warmup']} untimed warm-up steps; threads (NumPy's BLAS and "
-                f"PyTorch alike): {bench['threads']}.") in flat  # fmt: skip
-        assert f"Measured on {prov['cpu']} ({prov['cpu_cores']} cores)" in flat
-        assert f"at commit `{prov['git_commit'][:12]}` on {prov['date']}." in flat
-        assert "uncommitted" not in flat and "median" in flat
-    else:
-        assert f"交替进行 {bench['rounds']} 轮" in flat
-        assert (f"轮数：{bench['rounds']}；每次测量的计时步数：{bench['steps']}，之前另有 "
-                f"{bench['warmup']} 步不计时的预热；线程数（NumPy 的 BLAS 与 PyTorch 相同）："
-                f"{bench['threads']}。") in flat  # fmt: skip
-        assert f"测量环境：{prov['cpu']}（{prov['cpu_cores']} 核）" in flat
-        assert f"代码版本 `{prov['git_commit'][:12]}`，测量时间 {prov['date']}。" in flat
-        assert "未提交" not in flat and "中位数" in flat
+    commit, b = prov["git_commit"][:12], bench
+    expected, absent = {
+        "md": ([f"alternating over {b['rounds']} rounds", f"Rounds: {b['rounds']}; timed steps per "
+                f"measurement: {b['steps']}, after {b['warmup']} untimed warm-up steps; threads "
+                f"(NumPy's BLAS and PyTorch alike): {b['threads']}.",
+                f"Measured on {prov['cpu']} ({prov['cpu_cores']} cores)",
+                f"at commit `{commit}` on {prov['date']}.", "median"], "uncommitted"),
+        "zh": ([f"交替进行 {b['rounds']} 轮", f"轮数：{b['rounds']}；每次测量的计时步数：{b['steps']}，"
+                f"之前另有 {b['warmup']} 步不计时的预热；线程数（NumPy 的 BLAS 与 PyTorch 相同）："
+                f"{b['threads']}。", f"测量环境：{prov['cpu']}（{prov['cpu_cores']} 核）",
+                f"代码版本 `{commit}`，测量时间 {prov['date']}。", "中位数"], "未提交"),
+    }[lang]  # fmt: skip
+    assert all(text in flat for text in expected) and absent not in flat
     for key in ("platform", "python", "numpy", "torch"):
         assert prov[key] in flat
     assert str(full["bench_path"]) in flat
