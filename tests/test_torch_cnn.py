@@ -1,4 +1,5 @@
-"""cnn-by-pytorch/torch_cnn.py: models, augmentation, the training loop, checkpoints. CPU only."""
+"""cnn-by-pytorch/: the models, augmentation, the training loop and its speed-ups (torch_fast),
+checkpoints, and torch_run's runs. CPU only, but for the CUDA graphs' test."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch_augment
 import torch_cnn
+import torch_fast
 from torch import nn
 
 from fashion_mnist.files import write_json
@@ -282,17 +285,17 @@ def test_resume_gives_the_learning_rate_the_kind_this_run_steps_with(tmp_path, d
     graphs are faked on the CPU: the ordinary step stands in for the captured one."""
     config = dataclasses.replace(TINY, epochs=3, optimizer="sgd", lr=0.05, nesterov=True,
                                  schedule="cosine", cuda_graphs=True)  # fmt: skip
-    monkeypatch.setattr(torch_cnn, "CUDAGraphStep", lambda step, batch_size, device: step)
+    monkeypatch.setattr(torch_fast, "CUDAGraphStep", lambda step, batch_size, device: step)
 
     def interrupt(record):
         raise KeyboardInterrupt
 
     for first, then in ((True, False), (False, True)):
         out = tmp_path / f"graphed_{first}_then_{then}"
-        monkeypatch.setattr(torch_cnn, "_graphed", lambda config, device, graphed=first: graphed)
+        monkeypatch.setattr(torch_fast, "graphed", lambda config, device, graphed=first: graphed)
         with pytest.raises(KeyboardInterrupt):
             torch_cnn.train(config, *data, out, on_epoch=interrupt, device="cpu")
-        monkeypatch.setattr(torch_cnn, "_graphed", lambda config, device, graphed=then: graphed)
+        monkeypatch.setattr(torch_fast, "graphed", lambda config, device, graphed=then: graphed)
         history = torch_cnn.train(config, *data, out, device="cpu")["history"]
         rates = [torch.load(torch_cnn.checkpoint_path(out, epoch), weights_only=True)
                  ["optimizer"]["param_groups"][0]["lr"] for epoch in (1, 2, 3)]  # fmt: skip
@@ -304,7 +307,7 @@ def test_resume_gives_the_learning_rate_the_kind_this_run_steps_with(tmp_path, d
 def test_a_graphed_optimizer_reads_the_rate_the_scheduler_writes(monkeypatch):
     """When graphed, the learning rate is one tensor that the scheduler updates in place, so that
     every replay of the captured step reads the current rate (checked on a CPU, graphs faked)."""
-    monkeypatch.setattr(torch_cnn, "_graphed", lambda config, device: config.cuda_graphs)
+    monkeypatch.setattr(torch_fast, "graphed", lambda config, device: config.cuda_graphs)
     config = dataclasses.replace(torch_cnn.RESNET, cuda_graphs=True, schedule="cosine", cutmix=0.0)
     model = nn.Linear(4, 2)
     optimizer = torch_cnn.make_optimizer(config, model)
@@ -322,7 +325,7 @@ def test_a_graphed_optimizer_reads_the_rate_the_scheduler_writes(monkeypatch):
 
 def test_nondeterministic_runs_let_cudnn_choose(tmp_path, data, monkeypatch):
     calls = []
-    monkeypatch.setattr(torch_cnn, "keep_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(torch_fast, "keep_freed_memory", lambda: calls.append(1))
     config = dataclasses.replace(TINY, epochs=1, deterministic=False)
     try:
         result = torch_cnn.train(config, *data, tmp_path, device="cpu")
@@ -408,7 +411,7 @@ def test_nan_loss_names_epoch_and_step(tmp_path, data, monkeypatch):
         calls.append(1)
         return x * float("nan") if len(calls) == 5 else x  # 3 steps per epoch: epoch 2, step 2
 
-    monkeypatch.setattr(torch_cnn, "augment", poisoned)
+    monkeypatch.setattr(torch_augment, "augment", poisoned)
     with pytest.raises(FloatingPointError, match=r"epoch 2, step 2/3 \(the last checkpoint is of epoch 1\)"):
         torch_cnn.train(TINY, *data, tmp_path, device="cpu")
     assert torch_cnn.latest_checkpoint(tmp_path) == torch_cnn.checkpoint_path(tmp_path, 1)
@@ -474,7 +477,7 @@ def test_cuda_graphs_train_like_the_same_step_run_eagerly(tmp_path, monkeypatch,
     graphed = torch_cnn.train(config, *data, tmp_path / "graphed", device="cuda")["history"]
     ordinary = torch_cnn.train(dataclasses.replace(config, cuda_graphs=False), *data,
                                tmp_path / "ordinary", device="cuda")["history"]  # fmt: skip
-    monkeypatch.setattr(torch_cnn.CUDAGraphStep, "warmup_steps", 10**9)
+    monkeypatch.setattr(torch_fast.CUDAGraphStep, "warmup_steps", 10**9)
     eager = torch_cnn.train(config, *data, tmp_path / "eager", device="cuda")["history"]
     assert graphed[-1]["train_loss"] < graphed[0]["train_loss"] / 2 and graphed[-1]["val_acc"] > 0.9
     assert_same_but_time(graphed, eager)
