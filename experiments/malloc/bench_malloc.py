@@ -1,9 +1,9 @@
 """What fixing glibc's malloc thresholds (``fashion_mnist.memory``) buys the PyTorch training loop.
 
-Run from the repository root::
+Run from the repository root (``make -C experiments malloc`` records it)::
 
-    python benchmarks/bench_malloc.py            # table (make bench)
-    python benchmarks/bench_malloc.py --record benchmarks/bench_malloc.json  # table, and saved
+    python experiments/malloc/bench_malloc.py            # table
+    python experiments/malloc/bench_malloc.py --record experiments/malloc/bench_malloc.json
 
 Each measurement is one fresh Python process that trains the original PyTorch network with the
 reproduction's batch size on synthetic images, then evaluates as many images as an epoch does per
