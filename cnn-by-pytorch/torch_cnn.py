@@ -194,16 +194,13 @@ def train(config: Config, train_images: np.ndarray, train_labels: np.ndarray,
           val_images: np.ndarray | None, val_labels: np.ndarray | None, out_dir,
           test_images: np.ndarray | None = None, test_labels: np.ndarray | None = None,
           on_epoch=None, resume: bool = True, device=None, tensorboard_dir=None) -> dict:
-    """Train ``config`` and return its history as plain data (``_summarise``).
+    """Train ``config``; return its history and what it says, as plain data (``_summarise``).
 
-    Every epoch: train on shuffled, augmented batches (train loss and accuracy accumulated on the
-    way), evaluate validation (when given) and test (when given, for reporting only), write
-    ``out_dir/checkpoints/model_epoch{N}.pt`` atomically, then call ``on_epoch(record)``. With
-    ``resume`` it continues from the latest checkpoint in ``out_dir``, ending with the same weights
-    an uninterrupted run would have (on the CPU). The selected epoch is the one with the highest
-    validation accuracy, or the last without validation (``select_epoch``). TensorBoard events go
-    to ``tensorboard_dir`` (default ``out_dir/tensorboard``) when ``tensorboard`` is installed.
-    """
+    Each epoch trains on shuffled, augmented batches, evaluates validation and test (when given;
+    test for reporting only), writes ``out_dir/checkpoints/model_epoch{N}.pt`` and calls
+    ``on_epoch(record)``. With ``resume`` it continues from the latest checkpoint, ending with the
+    weights an uninterrupted run would have (on the CPU). TensorBoard events go to
+    ``tensorboard_dir`` (default ``out_dir/tensorboard``) when ``tensorboard`` is installed."""
     device, out_dir = _check_inputs(config, val_images, device), Path(out_dir)
     seed_everything(config.seed, config.deterministic)
     x_train, y_train = to_images(train_images, device), to_labels(train_labels, device)
@@ -215,9 +212,8 @@ def train(config: Config, train_images: np.ndarray, train_labels: np.ndarray,
     optimizer = make_optimizer(config, model)
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, config.epochs * steps_per_epoch)
-    latest = latest_checkpoint(out_dir) if resume else None
-    history = (_resume(latest, config, model, ema, optimizer, scheduler, steps_per_epoch, device)
-               if latest else [])  # fmt: skip
+    history = (_resume(out_dir, config, model, ema, optimizer, scheduler, steps_per_epoch, device)
+               if resume else [])  # fmt: skip
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     def step(idx: torch.Tensor):
@@ -320,9 +316,13 @@ def select_epoch(history: list[dict]) -> dict:
     return max(history, key=lambda r: (r["val_acc"], -r["epoch"]))
 
 
-def _resume(path: Path, config: Config, model: nn.Module, ema, optimizer, scheduler,
+def _resume(out_dir: Path, config: Config, model: nn.Module, ema, optimizer, scheduler,
             steps_per_epoch: int, device: torch.device) -> list[dict]:  # fmt: skip
-    """Load the training state of the checkpoint at ``path`` in place; return its history."""
+    """Load the training state of the latest checkpoint in ``out_dir`` in place; return its
+    history (empty when there is no checkpoint)."""
+    path = latest_checkpoint(out_dir)
+    if path is None:
+        return []
     state = read_checkpoint(path, device)
     if differences(state["config"], config):
         raise CheckpointError(

@@ -120,8 +120,9 @@ REPRODUCTION = Config()
 # Adam 2e-3 and label smoothing 0.1; on top of it: decoupled weight decay, an EMA of the weights
 # (a cheap average of the last few epochs) and flip test-time augmentation. Less augmentation
 # did better, chosen on validation: shifts of 1 pixel rather than 2 (94.28% against 93.84% in one
-# GPU session, experiments/gpu/improved*.json, where CutMix lost, 93.12%, and plain Adam without weight decay
-# was within noise, 93.88%), then no random erasing (94.36% against 94.24% on 2 CPU cores).
+# GPU session, experiments/gpu/improved*.json, where CutMix lost, 93.12%, and plain Adam without
+# weight decay was within noise, 93.88%), then no random erasing (94.36% against 94.24% on 2 CPU
+# cores).
 IMPROVED = dataclasses.replace(
     REPRODUCTION,
     epochs=30,

@@ -28,18 +28,17 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "cnn-by-pytorch")]
 
 import torch_cnn  # noqa: E402
 import torch_run  # noqa: E402
+from sweeps import PRESETS  # noqa: E402
 
 from fashion_mnist import original  # noqa: E402
 from fashion_mnist.files import read_json, write_json  # noqa: E402
 
-PRESETS = {"reproduction": torch_cnn.REPRODUCTION, "improved": torch_cnn.IMPROVED,
-           "resnet": torch_cnn.RESNET}  # fmt: skip
 NOTEBOOK_METRICS = REPO_ROOT / "cnn-by-pytorch" / "metrics.json"
 
 
 def over_seeds(reproduction: dict, folder: Path) -> dict | None:
-    """The reproduction beside the runs recorded in ``folder`` (``make seeds``) that were trained
-    the same way but for the seed: a row per seed, and the spread (mean, sample standard deviation,
+    """The reproduction beside the runs recorded in ``folder`` (``make -C experiments seeds``)
+    that were trained the same way but for the seed: a row per seed, and the spread (mean, sample standard deviation,
     extremes) of the test accuracy at the validation-selected epoch and of the mean test accuracy
     over the later half of the epochs. Runs trained otherwise, or with a seed already shown, are
     named in ``left_out``. None when no other seed is recorded."""
@@ -58,9 +57,9 @@ def over_seeds(reproduction: dict, folder: Path) -> dict | None:
 
 
 def seeds_by_init(*folders: Path) -> dict | None:
-    """The runs recorded in ``folders`` (gpu_runs.sh and make init-seeds: the reproduction over
-    seeds with each initialisation; make all-data: trained on all 60,000 images) in groups
-    trained alike but for the seed, in folder then file-name order: each group's initialisation,
+    """The runs recorded in ``folders`` (gpu_runs.sh and ``make -C experiments init-seeds``: the
+    reproduction over seeds with each initialisation; ``all-data``: trained on all 60,000
+    images) in groups trained alike but for the seed, in folder then file-name order: each group's initialisation,
     what it changes from the reproduction preset, and its spread over the seeds as ``over_seeds``
     gives it (at the last epoch for runs that held out no validation). Named in ``left_out``: a
     seed recorded twice in a group, a run with no other seed trained alike, and groups of another
