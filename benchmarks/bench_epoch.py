@@ -26,9 +26,9 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from fashion_mnist.memory import without_malloc_settings
-from fashion_mnist.results import import_model_module
 from fashion_mnist.runlog import alternate, benchmark_main, worker_result
 
 MODES = ("ours", "plain")
@@ -41,13 +41,21 @@ def synthetic(n: int, rng):
     return rng.integers(0, 256, (n, 784), dtype="uint8"), rng.integers(0, 10, n)
 
 
+def _torch_cnn():
+    """The PyTorch model's module, this checkout's, with the modules beside it importable."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cnn-by-pytorch"))
+    import torch_cnn
+
+    return torch_cnn
+
+
 def measure(mode: str, steps: int, warmup: int) -> dict:
     """Seconds for ``steps`` training steps of the reproduction and the evaluation that goes with
     them, trained by ``torch_cnn.train`` ("ours") or by a plain loop ("plain")."""
     import numpy as np
     import torch
 
-    torch_cnn = import_model_module("cnn-by-pytorch", "torch_cnn")
+    torch_cnn = _torch_cnn()
     config = torch_cnn.REPRODUCTION
     rng = np.random.default_rng(0)
 

@@ -96,7 +96,7 @@ def test_the_allocator_benchmark_records_both_modes(tmp_path):
     # its speed figures come from `make bench`; here only that it runs and records what it says
     pytest.importorskip("torch")
     record = tmp_path / "bench.json"
-    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_malloc.py"
+    bench = Path(__file__).resolve().parents[1] / "experiments" / "malloc" / "bench_malloc.py"
     cmd = [sys.executable, str(bench), "--json", "--rounds", "1", "--steps", "2", "--warmup", "1",
            "--record", str(record)]  # fmt: skip
     # torch's thread count, not NumPy's BLAS one, is the one that describes these measurements

@@ -1,4 +1,5 @@
-"""cnn-by-pytorch/torch_cnn.py: models, augmentation, the training loop, checkpoints. CPU only."""
+"""cnn-by-pytorch/: the models, augmentation, the training loop and its speed-ups (torch_fast),
+checkpoints, and torch_run's runs. CPU only, but for the CUDA graphs' test."""
 
 from __future__ import annotations
 
@@ -6,17 +7,18 @@ import contextlib
 import dataclasses
 import json
 import math
+import re
 import types
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+import torch_augment
 import torch_cnn
+import torch_fast
 from torch import nn
 
 from fashion_mnist.files import write_json
-from fashion_mnist.runlog import write_metrics
 
 TINY = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=2, batch_size=32, eval_batch_size=64)
 
@@ -282,17 +284,17 @@ def test_resume_gives_the_learning_rate_the_kind_this_run_steps_with(tmp_path, d
     graphs are faked on the CPU: the ordinary step stands in for the captured one."""
     config = dataclasses.replace(TINY, epochs=3, optimizer="sgd", lr=0.05, nesterov=True,
                                  schedule="cosine", cuda_graphs=True)  # fmt: skip
-    monkeypatch.setattr(torch_cnn, "CUDAGraphStep", lambda step, batch_size, device: step)
+    monkeypatch.setattr(torch_fast, "CUDAGraphStep", lambda step, batch_size, device: step)
 
     def interrupt(record):
         raise KeyboardInterrupt
 
     for first, then in ((True, False), (False, True)):
         out = tmp_path / f"graphed_{first}_then_{then}"
-        monkeypatch.setattr(torch_cnn, "_graphed", lambda config, device, graphed=first: graphed)
+        monkeypatch.setattr(torch_fast, "graphed", lambda config, device, graphed=first: graphed)
         with pytest.raises(KeyboardInterrupt):
             torch_cnn.train(config, *data, out, on_epoch=interrupt, device="cpu")
-        monkeypatch.setattr(torch_cnn, "_graphed", lambda config, device, graphed=then: graphed)
+        monkeypatch.setattr(torch_fast, "graphed", lambda config, device, graphed=then: graphed)
         history = torch_cnn.train(config, *data, out, device="cpu")["history"]
         rates = [torch.load(torch_cnn.checkpoint_path(out, epoch), weights_only=True)
                  ["optimizer"]["param_groups"][0]["lr"] for epoch in (1, 2, 3)]  # fmt: skip
@@ -304,7 +306,7 @@ def test_resume_gives_the_learning_rate_the_kind_this_run_steps_with(tmp_path, d
 def test_a_graphed_optimizer_reads_the_rate_the_scheduler_writes(monkeypatch):
     """When graphed, the learning rate is one tensor that the scheduler updates in place, so that
     every replay of the captured step reads the current rate (checked on a CPU, graphs faked)."""
-    monkeypatch.setattr(torch_cnn, "_graphed", lambda config, device: config.cuda_graphs)
+    monkeypatch.setattr(torch_fast, "graphed", lambda config, device: config.cuda_graphs)
     config = dataclasses.replace(torch_cnn.RESNET, cuda_graphs=True, schedule="cosine", cutmix=0.0)
     model = nn.Linear(4, 2)
     optimizer = torch_cnn.make_optimizer(config, model)
@@ -322,7 +324,7 @@ def test_a_graphed_optimizer_reads_the_rate_the_scheduler_writes(monkeypatch):
 
 def test_nondeterministic_runs_let_cudnn_choose(tmp_path, data, monkeypatch):
     calls = []
-    monkeypatch.setattr(torch_cnn, "keep_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(torch_fast, "keep_freed_memory", lambda: calls.append(1))
     config = dataclasses.replace(TINY, epochs=1, deterministic=False)
     try:
         result = torch_cnn.train(config, *data, tmp_path, device="cpu")
@@ -408,7 +410,7 @@ def test_nan_loss_names_epoch_and_step(tmp_path, data, monkeypatch):
         calls.append(1)
         return x * float("nan") if len(calls) == 5 else x  # 3 steps per epoch: epoch 2, step 2
 
-    monkeypatch.setattr(torch_cnn, "augment", poisoned)
+    monkeypatch.setattr(torch_augment, "augment", poisoned)
     with pytest.raises(FloatingPointError, match=r"epoch 2, step 2/3 \(the last checkpoint is of epoch 1\)"):
         torch_cnn.train(TINY, *data, tmp_path, device="cpu")
     assert torch_cnn.latest_checkpoint(tmp_path) == torch_cnn.checkpoint_path(tmp_path, 1)
@@ -474,7 +476,7 @@ def test_cuda_graphs_train_like_the_same_step_run_eagerly(tmp_path, monkeypatch,
     graphed = torch_cnn.train(config, *data, tmp_path / "graphed", device="cuda")["history"]
     ordinary = torch_cnn.train(dataclasses.replace(config, cuda_graphs=False), *data,
                                tmp_path / "ordinary", device="cuda")["history"]  # fmt: skip
-    monkeypatch.setattr(torch_cnn.CUDAGraphStep, "warmup_steps", 10**9)
+    monkeypatch.setattr(torch_fast.CUDAGraphStep, "warmup_steps", 10**9)
     eager = torch_cnn.train(config, *data, tmp_path / "eager", device="cuda")["history"]
     assert graphed[-1]["train_loss"] < graphed[0]["train_loss"] / 2 and graphed[-1]["val_acc"] > 0.9
     assert_same_but_time(graphed, eager)
@@ -546,120 +548,6 @@ def test_pick_device_is_a_device():
 # --- torch_run: preset variants and recorded runs ---------------------------------------------
 
 
-def test_override_reads_each_value_as_its_fields_type():
-    import torch_run
-
-    config = torch_run.override(
-        torch_cnn.IMPROVED, ["cutmix=0.5", "hflip=false", "epochs=3", "optimizer=sgd"]
-    )
-    assert (config.cutmix, config.hflip, config.epochs, config.optimizer) == (0.5, False, 3, "sgd")
-    assert torch_run.override(torch_cnn.IMPROVED, []) == torch_cnn.IMPROVED
-    for bad, message in [("nope=1", "NAME one of"), ("epochs", "NAME=VALUE"),
-                         ("epochs=x", "takes int values"), ("hflip=maybe", "true or false"),
-                         ("optimizer=lbfgs", "Config.optimizer must be one of")]:  # fmt: skip
-        with pytest.raises(ValueError, match=message):
-            torch_run.override(torch_cnn.IMPROVED, [bad])
-
-
-def _write_epoch_log(out, name, val_accs, test_accs):
-    from fashion_mnist.runlog import RunLog
-
-    with RunLog(out / "logs", name, kind="epoch") as log:
-        for epoch, (val, test) in enumerate(zip(val_accs, test_accs, strict=True), start=1):
-            log.append(epoch=epoch, epochs=len(val_accs), train_loss=1.0 / epoch, train_acc=val,
-                       val_loss=1.1 / epoch, val_acc=val, test_loss=1.2 / epoch, test_acc=test,
-                       lr=0.1, seconds=2.5)  # fmt: skip
-
-
-def test_record_from_log_selects_on_validation(tmp_path):
-    import torch_run
-
-    config = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=3)
-    _write_epoch_log(tmp_path, "cut_off", [0.80, 0.85, 0.85], [0.79, 0.83, 0.86])
-    record = torch_run.record_from_log("cut_off", config, tmp_path, 1000, "Fake GPU")
-    assert (record["selected_epoch"], record["val_accuracy"], record["test_accuracy"]) == (2, 0.85, 0.83)
-    assert record["params"] == 1_630_282 and record["hardware"] == "Fake GPU"
-    assert record["train_seconds"] == 7.5 and record["images_per_second"] == 400.0
-    assert record["recorded_from_log"] and record["test_report"] is None
-    assert record["provenance"] is None and record["recorded_by"]["git_commit"] is not None
-    assert (tmp_path / record["figures"]["curves"]).is_file()
-    written = write_metrics(tmp_path / "cut_off.json", record)
-    assert written["provenance"] is None  # the training's is unknown: not the recorder's
-    with pytest.raises(ValueError, match=r"cut_off\.csv.*does not reach epoch 5.*last epoch: 3"):
-        torch_run.record_from_log("cut_off", dataclasses.replace(config, epochs=5), tmp_path, 1000,
-                                  "Fake GPU")  # fmt: skip
-    with pytest.raises(ValueError, match=r"cut_off\.run\.json is missing: name the hardware"):
-        torch_run.record_from_log("cut_off", config, tmp_path, 1000)
-
-
-def test_record_from_log_uses_and_checks_the_runs_header(tmp_path):
-    import torch_run
-
-    config = dataclasses.replace(torch_cnn.REPRODUCTION, epochs=3)
-    _write_epoch_log(tmp_path, "cut_off", [0.80, 0.85, 0.84], [0.79, 0.83, 0.86])
-    header = {"config": dataclasses.asdict(config), "hardware": "Fake GPU 2",
-              "provenance": {"git_commit": "abc", "gpu": "Fake GPU 2"}}  # fmt: skip
-    (tmp_path / "logs" / "cut_off.run.json").write_text(json.dumps(header))
-    record = torch_run.record_from_log("cut_off", config, tmp_path, 1000)
-    assert record["hardware"] == "Fake GPU 2" and record["provenance"] == header["provenance"]
-    other = dataclasses.replace(config, translate=2)
-    with pytest.raises(ValueError, match=r"another configuration \(translate=0\)"):
-        torch_run.record_from_log("cut_off", other, tmp_path, 1000)
-    # a header written before Config had `deterministic`, with another evaluation batch size
-    old_config = {k: v for k, v in header["config"].items() if k != "deterministic"}
-    header["config"] = {**old_config, "eval_batch_size": 1000}
-    (tmp_path / "logs" / "cut_off.run.json").write_text(json.dumps(header))
-    assert torch_run.record_from_log("cut_off", config, tmp_path, 1000)["hardware"] == "Fake GPU 2"
-
-
-def test_a_run_writes_its_header_first(tmp_path, data):
-    import torch_run
-
-    from fashion_mnist.data import Splits
-
-    images, labels, val_images, val_labels = data
-    splits = Splits(images, labels, val_images, val_labels, val_images, val_labels)
-    record = torch_run.run("tiny", TINY, splits, tmp_path, device="cpu")
-    header = json.loads((tmp_path / "logs" / "tiny.run.json").read_text())
-    assert header["config"] == record["config"] and header["provenance"]["git_commit"]
-    # the header and the log make the same record, short of the checkpoint's evaluation
-    again = torch_run.record_from_log("tiny", TINY, tmp_path, len(labels))
-    assert (again["selected_epoch"], again["val_accuracy"]) == (
-        record["selected_epoch"], record["val_accuracy"]
-    )
-    assert abs(again["test_accuracy"] - record["test_accuracy"]) < 1e-9  # CPU: same arithmetic
-
-
-def test_a_run_holding_out_no_validation_trains_on_all_images_and_keeps_the_last_epoch(
-    tmp_path, data, monkeypatch
-):
-    import torch_run
-
-    from fashion_mnist.data import Splits
-
-    images, labels, val_images, val_labels = data
-    splits = Splits(images, labels, val_images, val_labels, val_images[:20], val_labels[:20])
-    config = dataclasses.replace(TINY, hold_out_validation=False)
-    trained_on, train = [], torch_cnn.train
-
-    def spy(config, train_images, train_labels, val_images, *args, **kwargs):
-        trained_on.append((train_labels.tolist(), val_images))
-        return train(config, train_images, train_labels, val_images, *args, **kwargs)
-
-    monkeypatch.setattr(torch_cnn, "train", spy)
-    record = torch_run.run("all", config, splits, tmp_path, device="cpu")
-    assert trained_on == [(labels.tolist() + val_labels.tolist(), None)]
-    assert all(e["val_acc"] is None and e["test_acc"] is not None for e in record["epochs"])
-    assert (record["selected_epoch"], record["val_accuracy"]) == (config.epochs, None)
-    assert record["checkpoint"].endswith(f"model_epoch{config.epochs}.pt")
-    assert torch_run.epoch_table(record)["selected"].iloc[-1] == "<- the last"
-    log = (tmp_path / "logs" / "all.log").read_text()
-    assert "Test Loss" in log and "Val" not in log
-    again = torch_run.record_from_log("all", config, tmp_path, len(labels) + len(val_labels))
-    assert (again["selected_epoch"], again["test_accuracy"]) == (config.epochs, record["test_accuracy"])
-    assert "Ours, the last epoch: " in torch_run.versus_original(record)
-
-
 def test_train_refuses_validation_images_its_config_does_not_hold_out(tmp_path, data):
     images, labels, val_images, val_labels = data
     with pytest.raises(ValueError, match=r"hold_out_validation=False wants validation images "
@@ -667,26 +555,6 @@ def test_train_refuses_validation_images_its_config_does_not_hold_out(tmp_path, 
         torch_cnn.train(dataclasses.replace(TINY, hold_out_validation=False), *data, tmp_path)
     with pytest.raises(ValueError, match=r"hold_out_validation=True wants validation images given"):
         torch_cnn.train(TINY, images, labels, None, None, tmp_path)
-
-def test_recorded_runs_describe_each_run_by_its_closest_preset(tmp_path):
-    import torch_run
-
-    assert torch_run.recorded_runs(tmp_path) is None
-    runs = {"a_repro": torch_cnn.REPRODUCTION,
-            # the evaluation batch size changes speed only: not a difference worth naming
-            "b_cutmix": dataclasses.replace(torch_cnn.IMPROVED, cutmix=0.5, eval_batch_size=1000),
-            "c_resnet30": dataclasses.replace(torch_cnn.RESNET, epochs=30, ema=0.0)}  # fmt: skip
-    for name, config in runs.items():
-        (tmp_path / f"{name}.json").write_text(json.dumps({
-            "name": name, "config": dataclasses.asdict(config), "epochs": [{}, {}],
-            "selected_epoch": 2, "val_accuracy": 0.9, "test_accuracy": 0.89,
-            "train_seconds": 12.0, "hardware": "Fake GPU",
-        }))  # fmt: skip
-    rows = torch_run.recorded_runs(tmp_path)["rows"]
-    assert [r["description"] for r in rows] == [
-        "reproduction", "improved with cutmix=0.5", "resnet with epochs=30, ema=0.0"
-    ]
-    assert rows[1]["epochs"] == 2 and rows[1]["test_accuracy"] == 0.89
 
 
 def test_the_reproduction_is_compared_with_the_original_epoch_for_epoch():
@@ -715,94 +583,6 @@ def test_the_reproduction_is_compared_with_the_original_epoch_for_epoch():
     assert "after 4 are left out" in longer and "95.00% (epoch 5)" in longer
     no_test = record([0.7, None])
     assert torch_run.versus_original(no_test, original).startswith("No per-epoch test accuracy")
-
-
-def seed_record(name, seed, test_accs, selected, **changes):
-    """A recorded 4-epoch reproduction run, as much of it as the seed summaries read."""
-    config = dataclasses.replace(torch_cnn.REPRODUCTION, **{"epochs": 4, "seed": seed, **changes})
-    epochs = [{"epoch": e, "train_loss": 1 - t, "train_acc": t, "test_acc": t}
-              for e, t in enumerate(test_accs, start=1)]  # fmt: skip
-    return {"name": name, "config": dataclasses.asdict(config), "epochs": epochs,
-            "selected_epoch": selected, "val_accuracy": 0.9 if config.hold_out_validation else None,
-            "test_accuracy": test_accs[selected - 1], "hardware": "Fake CPU"}  # fmt: skip
-
-
-def test_the_reproduction_over_seeds(tmp_path):
-    import torch_run
-
-    main = seed_record("reproduction", 0, [0.80, 0.84, 0.90, 0.86], selected=3)
-    assert torch_run.over_seeds(main, tmp_path) is None  # nothing recorded: nothing to compare
-    for name, seed, accs, changes in [
-        ("r_seed1", 1, [0.80, 0.84, 0.88, 0.90], {}),
-        ("r_seed2", 2, [0.80, 0.84, 0.86, 0.86], {"eval_batch_size": 64}),  # speed only: kept
-        ("r_lr", 3, [0.5] * 4, {"lr": 0.01}),
-        ("r_seed0", 0, [0.5] * 4, {}),
-    ]:  # fmt: skip
-        (tmp_path / f"{name}.json").write_text(json.dumps(seed_record(name, seed, accs, 4, **changes)))
-    seeds = torch_run.over_seeds(main, tmp_path)
-    json.dumps(seeds)  # saved in metrics.json for the report
-    table = pd.DataFrame(seeds["rows"]).set_index("seed")
-    assert table.index.tolist() == [0, 1, 2]
-    assert table["test_accuracy"].tolist() == [0.90, 0.90, 0.86]
-    assert table["mean_test_acc_later_half"].round(4).tolist() == [0.88, 0.89, 0.86]
-    line = torch_run.seeds_line(seeds)
-    # test accuracy: mean 0.88667, sample standard deviation 0.02309
-    assert line.startswith("Over 3 seeds (0, 1, 2), mean ± standard deviation: test accuracy at "
-                           "the validation-selected epoch 88.67% ± 2.31% (from 86.00% to 90.00%); "
-                           "mean test accuracy over epochs 3-4 87.67% ± 1.53%.")  # fmt: skip
-    assert "r_lr.json (trained with lr=0.01)" in line and "r_seed0.json (seed 0 again)" in line
-
-
-def test_seeds_by_init_groups_runs_trained_alike_but_for_the_seed(tmp_path):
-    import torch_run
-
-    assert torch_run.seeds_by_init(tmp_path) is None
-    for name, seed, accs, changes in [
-        ("he_seed0", 0, [0.80, 0.84, 0.90, 0.86], {}),
-        ("he_seed1", 1, [0.80, 0.84, 0.88, 0.90], {}),
-        ("pt_seed0", 0, [0.80, 0.86, 0.92, 0.92], {"init": "pytorch"}),
-        ("pt_seed1", 1, [0.80, 0.86, 0.90, 0.94], {"init": "pytorch"}),
-        ("pt_seed1_again", 1, [0.5] * 4, {"init": "pytorch"}),
-        ("lr_seed0", 0, [0.5] * 4, {"lr": 0.01}),  # alone in its group: no spread to show
-    ]:  # fmt: skip
-        (tmp_path / f"{name}.json").write_text(json.dumps(seed_record(name, seed, accs, 3, **changes)))
-    by_init = torch_run.seeds_by_init(tmp_path)
-    json.dumps(by_init)  # saved in metrics.json for the report
-    he, pt = by_init["groups"]
-    assert (he["init"], he["description"]) == ("he_xavier", "epochs=4")
-    assert (pt["init"], pt["description"]) == ("pytorch", "init=pytorch, epochs=4")
-    assert by_init["left_out"] == ["pt_seed1_again.json (seed 1 again)",
-                                   "lr_seed0.json (no other seed trained alike)"]  # fmt: skip
-    assert [r["name"] for r in pt["rows"]] == ["pt_seed0", "pt_seed1"]
-    assert pt["test_accuracy"]["mean"] == pytest.approx(0.91)  # epoch 3 of each
-    assert pt["later_half"]["mean"] == pytest.approx((0.92 + 0.92 + 0.90 + 0.94) / 4)
-    assert he["test_accuracy"]["std"] == pytest.approx(np.std([0.90, 0.88], ddof=1))
-    assert pt["epoch_1"] == pytest.approx({"train_loss": 0.2, "train_acc": 0.8, "test_acc": 0.8})
-    # a second folder: runs on all the training images, kept at their last epoch
-    (tmp_path / "all").mkdir()
-    for seed, accs in [(0, [0.82, 0.86, 0.90, 0.92]), (1, [0.82, 0.86, 0.92, 0.94])]:
-        (tmp_path / "all" / f"all_seed{seed}.json").write_text(json.dumps(seed_record(
-            f"all_seed{seed}", seed, accs, 4, init="pytorch", hold_out_validation=False)))  # fmt: skip
-    by_init = torch_run.seeds_by_init(tmp_path, tmp_path / "all")
-    assert by_init["folders"] == [tmp_path.name, "all"] and len(by_init["left_out"]) == 2
-    all_data = by_init["groups"][2]
-    assert all_data["description"] == "init=pytorch, epochs=4, hold_out_validation=False"
-    assert [g["hold_out_validation"] for g in by_init["groups"]] == [True, True, False]
-    assert all_data["test_accuracy"]["mean"] == pytest.approx(0.93)  # epoch 4 of each
-    table = torch_run.init_table(by_init)  # beside the original's run
-    assert table.index.tolist() == ["epochs=4", "init=pytorch, epochs=4", all_data["description"],
-                                    "the original: one run, selected on test"]  # fmt: skip
-    assert table["init"].tolist()[:3] == ["he_xavier", "pytorch", "pytorch"]
-    assert table["hardware"].tolist()[:3] == ["Fake CPU"] * 3
-    assert table["epoch 1 train_loss"].tolist() == pytest.approx([0.2, 0.2, 0.18, 0.4571])
-    assert table["mean test_acc, epochs 3-4"].iloc[-1] == pytest.approx((0.9011 + 0.9083) / 2)
-    assert table["test_acc (selected)"].iloc[-1] == 0.93  # the original's, selected on test
-    (tmp_path / "long_seed0.json").write_text(json.dumps(seed_record("long_seed0", 0, [0.5] * 4, 3,
-                                                                     epochs=5, lr=0.1)))  # fmt: skip
-    (tmp_path / "long_seed1.json").write_text(json.dumps(seed_record("long_seed1", 1, [0.5] * 4, 3,
-                                                                     epochs=5, lr=0.1)))  # fmt: skip
-    left_out = torch_run.seeds_by_init(tmp_path)["left_out"]
-    assert "long_seed0.json (5 epochs, not 4)" in left_out  # its later half differs
 
 
 # --- benchmarks/bench_epoch.py -----------------------------------------------------------------
@@ -838,3 +618,66 @@ def test_ensemble_without_the_numpy_checkpoint_says_which_file_is_missing(tmp_pa
     assert f"{missing} not found: the ensemble has only the PyTorch models" in capsys.readouterr().out
     assert torch_run.ensemble({}, tmp_path / "absent.json", splits=None) is None
     assert "absent.json not found" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("field", "value", "what"), [
+    ("epochs", -5, "a positive integer"), ("epochs", 0, "a positive integer"),
+    ("epochs", 2.0, "a positive integer"), ("epochs", True, "a positive integer"),
+    ("batch_size", 0, "a positive integer"), ("eval_batch_size", "256", "a positive integer"),
+    ("lr", 0.0, "a positive finite number"), ("lr", -1e-3, "a positive finite number"),
+    ("lr", float("nan"), "a positive finite number"), ("lr", float("inf"), "a positive finite number"),
+    ("lr", True, "a positive finite number"), ("weight_decay", -0.1, "a non-negative finite number"),
+    ("label_smoothing", 1.0, r"a number in \[0, 1\)"), ("erasing", -0.1, r"a number in \[0, 1\)"),
+    ("cutmix", 1.5, r"a number in \[0, 1\)"), ("ema", 1.0, r"a number in \[0, 1\)"),
+    ("momentum", 1.0, r"a number in \[0, 1\)"), ("momentum", "0.9", r"a number in \[0, 1\)"),
+    ("translate", -1, "a non-negative integer"), ("seed", -1, "a non-negative integer"),
+    ("hflip", 1, "True or False"), ("hold_out_validation", "false", "True or False"),
+    ("model", 3, r"one of \(.*\)"),
+])  # fmt: skip
+def test_config_rejects_bad_values_naming_field_and_value(field, value, what):
+    with pytest.raises(ValueError, match=rf"^Config\.{field} must be {what}, got {re.escape(repr(value))}$"):
+        torch_cnn.Config(**{field: value})
+
+
+def test_config_error_message_reads_as_documented():
+    with pytest.raises(ValueError) as error:
+        dataclasses.replace(torch_cnn.REPRODUCTION, epochs=-5)
+    assert str(error.value) == "Config.epochs must be a positive integer, got -5"
+
+
+def test_config_accepts_the_edges_of_each_range():
+    torch_cnn.Config(epochs=1, batch_size=1, lr=1, weight_decay=0, label_smoothing=0.0,
+                     momentum=0.0, ema=0.9999, translate=0, seed=0)  # fmt: skip
+
+
+def test_the_fast_seam_gives_the_plain_step_off_cuda():
+    def step(idx):
+        return idx
+
+    assert torch_fast.make_train_step(step, torch_cnn.REPRODUCTION, torch.device("cpu")) is step
+    graphed = dataclasses.replace(torch_cnn.REPRODUCTION, cuda_graphs=True)
+    assert torch_fast.make_train_step(step, graphed, torch.device("cpu")) is step
+    options = torch_fast.optimizer_options(graphed, torch.device("cpu"))
+    assert options == {"lr": graphed.lr, "fused": True, "capturable": False}
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_a_loaded_checkpoint_predicts_the_accuracy_its_run_recorded(tmp_path, real_data_dir):
+    """predict_proba(load(checkpoint), test images) evaluates as the run did, flip TTA included
+    (Config.tta_flip), with no argument: the run's recorded test accuracy, exactly."""
+    import torch_run
+
+    from fashion_mnist.data import load_splits
+
+    splits = load_splits(real_data_dir, val_size=300, train_size=600, test_size=400, seed=0)
+    config = dataclasses.replace(TINY, epochs=1, batch_size=64, hflip=True, tta_flip=True)
+    record = torch_run.run("tta", config, splits, tmp_path, device="cpu")
+    model = torch_cnn.load(tmp_path / record["checkpoint"])
+    assert model.config.tta_flip
+    accuracy = (torch_cnn.predict_proba(model, splits.test_images).argmax(1)
+                == splits.test_labels).mean()  # fmt: skip
+    assert accuracy == record["test_accuracy"]
+    # the override still works, and without the mirror the model is another classifier
+    without = torch_cnn.predict_proba(model, splits.test_images, tta_flip=False)
+    assert not np.allclose(without, torch_cnn.predict_proba(model, splits.test_images))

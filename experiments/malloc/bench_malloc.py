@@ -1,9 +1,9 @@
 """What fixing glibc's malloc thresholds (``fashion_mnist.memory``) buys the PyTorch training loop.
 
-Run from the repository root::
+Run from the repository root (``make -C experiments malloc`` records it)::
 
-    python benchmarks/bench_malloc.py            # table (make bench)
-    python benchmarks/bench_malloc.py --record benchmarks/bench_malloc.json  # table, and saved
+    python experiments/malloc/bench_malloc.py            # table
+    python experiments/malloc/bench_malloc.py --record experiments/malloc/bench_malloc.json
 
 Each measurement is one fresh Python process that trains the original PyTorch network with the
 reproduction's batch size on synthetic images, then evaluates as many images as an epoch does per
@@ -24,13 +24,21 @@ import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 
 from fashion_mnist.memory import keep_freed_memory, without_malloc_settings
-from fashion_mnist.results import import_model_module
 from fashion_mnist.runlog import alternate, benchmark_main, worker_result
 
 MODES = ("default", "kept")
 EVAL_PER_TRAIN_IMAGE = 15_000 / 55_000  # an epoch: 55,000 trained, 5,000 + 10,000 evaluated
+
+
+def _torch_cnn():
+    """The PyTorch model's module, this checkout's, with the modules beside it importable."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cnn-by-pytorch"))
+    import torch_cnn
+
+    return torch_cnn
 
 
 def measure(mode: str, steps: int, warmup: int) -> dict:
@@ -40,7 +48,7 @@ def measure(mode: str, steps: int, warmup: int) -> dict:
                            "MALLOC_*_THRESHOLD_ or GLIBC_TUNABLES already set its malloc")
     import torch
 
-    torch_cnn = import_model_module("cnn-by-pytorch", "torch_cnn")
+    torch_cnn = _torch_cnn()
     config = torch_cnn.REPRODUCTION
     torch.manual_seed(0)
     model = torch_cnn.build_model(config).to(memory_format=torch.channels_last)

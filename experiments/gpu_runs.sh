@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU runs in one prepared run of about 9 minutes on one H200, from the repository root:
 #
-#     bash cnn-by-pytorch/gpu_runs.sh OUT_DIR      # make gpu: OUT_DIR is cnn-by-pytorch
+#     bash experiments/gpu_runs.sh OUT_DIR      # make -C experiments gpu: OUT_DIR is experiments
 #
 # GPU_SECONDS (default 540) is the script's time: the ResNet runs get what the earlier steps leave
 # of it (they took 2.5 minutes on an H200; each has its own time limit).
@@ -18,11 +18,12 @@
 #    probe of both times an epoch, then the runs get as many epochs as fit (at most 300; none
 #    when fewer than 10 fit).
 # Each run is recorded as OUT_DIR/gpu/NAME.json or OUT_DIR/gpu_seeds/NAME.json (metrics, history,
-# hardware, provenance), with its logs/ and figures/ beside it; the PyTorch notebook and the
-# report show them. (`make resnet` records the ResNet preset itself, as OUT_DIR/resnet.json.)
+# hardware, provenance), with its logs/ and figures/ beside it; summarise.py gathers them for
+# the PyTorch notebook and the report. (`make -C experiments resnet` records the ResNet preset
+# itself, as OUT_DIR/resnet/resnet.json.)
 # A run that overruns its time limit is stopped and has no record; if its training finished, its
 # per-epoch log still makes one, given the run's own options:
-# `python torch_run.py PRESET --name NAME --out DIR --set ... --from-log` (in cnn-by-pytorch/).
+# `python experiments/sweeps.py PRESET --name NAME --out DIR --set ... --from-log`.
 set -u
 out=${1:?usage: gpu_runs.sh OUT_DIR}
 out=$(realpath -m "$out")
@@ -30,7 +31,6 @@ budget=${GPU_SECONDS:-540}
 mkdir -p "$out/gpu" "$out/gpu_seeds"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TQDM_DISABLE=1
 python=${PYTHON:-python3}
-cd cnn-by-pytorch
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
@@ -40,7 +40,7 @@ train() {  # train LIMIT_SECONDS OUT NAME PRESET [--set NAME=VALUE ...]
     mkdir -p "$dir/runs"  # ignored by git, like the checkpoints there
     shift 4
     # Evaluation batches of 1024: a GPU is idle between small ones (speed only, not the result).
-    timeout "$limit" "$python" torch_run.py "$preset" --name "$name" --out "$dir" \
+    timeout "$limit" "$python" experiments/sweeps.py "$preset" --name "$name" --out "$dir" \
         --set eval_batch_size=1024 "$@" >"$dir/runs/$name.out" 2>&1
     echo "$name: exit $? after $SECONDS s (script time)"
 }
@@ -85,14 +85,4 @@ else
     echo "ResNets: not run, $epochs epochs fit in the time left"
 fi
 
-"$python" - "$out" <<'PY'
-import json, sys
-from pathlib import Path
-out = Path(sys.argv[1])
-print(f"{'run':34} {'params':>9} {'epochs':>6} {'best':>4} {'val':>7} {'test':>7} {'last':>7} {'seconds':>8}")
-for path in sorted([*(out / "gpu").glob("*.json"), *(out / "gpu_seeds").glob("*.json")]):
-    r = json.loads(path.read_text())
-    print(f"{r['name']:34} {r['params']:>9,} {len(r['epochs']):>6} {r['selected_epoch']:>4} "
-          f"{r['val_accuracy']:>7.4f} {r['test_accuracy']:>7.4f} "
-          f"{r['epochs'][-1]['test_acc']:>7.4f} {r['train_seconds']:>8.1f}  {r['hardware']}")
-PY
+"$python" experiments/summarise.py --runs "$out/gpu" "$out/gpu_seeds"
