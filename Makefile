@@ -1,5 +1,7 @@
 # Two commands: `make run` (everything, from a fresh clone) and `make test`.
 # `make run QUICK=1` runs the whole pipeline on a small subset into runs/quick/.
+# Also: data, report, bench, lint, predict (IMAGES="a.jpg b.png"), clean. The experiments beyond
+# the course (sweeps, GPU runs, robustness) have their own Makefile: `make -C experiments`.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,7 +17,7 @@ endif
 
 MODELS := cnn-by-myself cnn-by-pytorch
 
-.PHONY: run test venv data notebooks report bench lint clean-quick
+.PHONY: run test venv data notebooks report bench lint predict clean
 
 run: venv data notebooks report
 	@echo "make run: done ($(if $(filter 1,$(QUICK)),quick run in $(OUT)/,full run))."
@@ -61,5 +63,11 @@ bench: venv
 lint: venv
 	$(BIN)/ruff check .
 
-clean-quick:
-	rm -rf runs/quick
+# Classify your own images with the models of the last full run: make predict IMAGES="shirt.jpg".
+predict: venv
+	@test -n "$(IMAGES)" || { echo 'usage: make predict IMAGES="photo.jpg [more.png ...]"'; exit 2; }
+	$(BIN)/python -m fashion_mnist.predict $(IMAGES)
+
+# Removes what quick runs and the tools generate; never a full run's results or the data.
+clean:
+	rm -rf runs/quick .pytest_cache .ruff_cache .hypothesis

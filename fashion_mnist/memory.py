@@ -17,7 +17,7 @@ def keep_freed_memory() -> bool:
     """Let glibc keep the large buffers a training step frees, for the next step to reuse.
 
     By default glibc hands them back to the operating system, and every step faults them in again
-    page by page: ``benchmarks/bench_malloc.py`` (``make bench``) measures what fixing the two
+    page by page: ``experiments/malloc/bench_malloc.py`` (``make -C experiments malloc``) measures what fixing the two
     thresholds saves PyTorch training with its evaluation. Process-wide, like the environment
     variables of the same names; True when applied, False where the C library is not glibc or the
     environment already tunes its malloc (MALLOC_*_THRESHOLD_, GLIBC_TUNABLES).
