@@ -138,3 +138,22 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.n
 def all_corruptions() -> list[tuple[str, int]]:
     """Every (name, severity) pair, in table order."""
     return [(name, s) for name in CORRUPTIONS for s in severities(name)]
+
+
+def robustness_table(record: dict):
+    """A robustness record (``experiments/robustness/robustness.json``) as a table: a row per
+    corruption and severity, clean first (severity 0), then the mean over all 28 corrupted
+    sets ("mean corrupted"); a column per model (its label); test accuracy in each cell."""
+    import pandas as pd
+
+    labels = {key: model["label"] for key, model in record["models"].items()}
+    rows = [{"corruption": "clean", "severity": 0, "model": labels[key],
+             "accuracy": model["clean_accuracy"]} for key, model in record["models"].items()]  # fmt: skip
+    rows += [{**row, "model": labels[row["model"]]} for row in record["rows"]]
+    long = pd.DataFrame(rows)
+    table = long.pivot(index=["corruption", "severity"], columns="model", values="accuracy")
+    order = [("clean", 0), *((r["corruption"], r["severity"]) for r in record["rows"])]
+    table = table.reindex(list(dict.fromkeys(order)))[list(labels.values())]
+    table.loc[("mean corrupted", ""), :] = table.drop(index="clean", level=0).mean()
+    table.columns.name = None
+    return table

@@ -11,8 +11,9 @@ The models only know Fashion-MNIST: 28x28 greyscale, a light garment centred on 
 becomes such an image by the steps the dataset itself was made with from Zalando's product shots
 (its README, "How to make the dataset"), here with Pillow:
 
-1. Orient and flatten: turn the photo as its EXIF tag says (phones store it sideways) and lay
-   any transparent parts on white, the background of a product shot.
+1. Orient and flatten: turn the photo as its EXIF tag says (phones store it sideways), lay any
+   transparent parts on white, the background of a product shot, and reduce a large photo to
+   at most 1024 pixels a side (only for speed).
 2. Trim: estimate the background colour from the border pixels (their median) and crop to the
    box around the pixels farther than 5% of the RGB range from it; speckles (JPEG noise, dust)
    are removed first with a 3x3 median filter. Nothing left: "no garment found".
@@ -34,6 +35,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,7 @@ from .files import read_json
 
 TOLERANCE = 0.05 * 255 * np.sqrt(3)  # 5% of the largest distance in RGB space
 MEDIAN_MIN_SIDE = 64  # smaller images are not de-speckled: a 3x3 median would erase thin parts
+MAX_SIDE = 1024  # larger photos are reduced first: a garment 28 pixels tall needs no more
 TOP_K = 3
 MODEL_FOLDERS = {"numpy": "cnn-by-myself", "pytorch": "cnn-by-pytorch"}
 NO_MODEL_HINT = "run `make run` first (or `make run QUICK=1` and pass --run-dir runs/quick)"
@@ -88,7 +91,9 @@ def flatten(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
-    return image.convert("RGB")
+    image = image.convert("RGB")
+    image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX)  # a 12-megapixel photo: faster
+    return image
 
 
 def background_colour(rgb: np.ndarray) -> np.ndarray:
@@ -134,29 +139,38 @@ def preprocess(source: str | Path | Image.Image) -> np.ndarray:
     return np.clip(np.rint(levelled), 0, 255).astype(np.uint8).reshape(-1)
 
 
-def checkpoints(run_dir: str | Path = REPO_ROOT) -> dict[str, tuple[str, Path]]:
-    """Every checkpoint a run recorded: {name: (kind, path)}, kind "numpy" or "pytorch".
+@dataclass(frozen=True)
+class Checkpoint:
+    """A run recorded in a ``metrics.json``: which code loads it, and where its weights are."""
 
-    ``run_dir`` holds the model folders: the repository (a full run) or ``runs/quick``. Each
-    folder's ``metrics.json`` names the selected checkpoint of its main run (NumPy tuned, PyTorch
-    improved) and of the others; runs recorded without a checkpoint are left out. The paths may
-    not exist: checkpoints are not committed.
-    """
+    kind: str  # "numpy" or "pytorch"
+    path: Path | None  # None: recorded without one (e.g. a GPU run recorded from its log)
+    test_accuracy: float | None  # as the run recorded it
+
+
+# name: (kind, key of the run in the folder's metrics.json; None for the main run at the top)
+RUNS = {"numpy_tuned": ("numpy", None), "numpy_reproduction": ("numpy", "reproduction"),
+        "pytorch_improved": ("pytorch", None), "pytorch_reproduction": ("pytorch", "reproduction"),
+        "pytorch_resnet": ("pytorch", "resnet")}  # fmt: skip
+
+
+def checkpoints(run_dir: str | Path = REPO_ROOT) -> dict[str, Checkpoint]:
+    """Every run recorded in the ``metrics.json`` of the model folders in ``run_dir``: the
+    repository (a full run) or ``runs/quick``. The main runs (NumPy tuned, PyTorch improved) are
+    at the top of each file, the others under their keys. The paths may not exist: checkpoints
+    are not committed."""
     found = {}
-    wanted = {"numpy": {"numpy_tuned": None, "numpy_reproduction": "reproduction"},
-              "pytorch": {"pytorch_improved": None, "pytorch_reproduction": "reproduction",
-                          "pytorch_resnet": "resnet"}}  # fmt: skip
-    for kind, names in wanted.items():
+    for name, (kind, key) in RUNS.items():
         folder = Path(run_dir) / MODEL_FOLDERS[kind]
         metrics = read_json(folder / "metrics.json") if (folder / "metrics.json").is_file() else {}
-        for name, key in names.items():
-            record = metrics.get(key) if key else metrics
-            if isinstance(record, dict) and record.get("checkpoint"):
-                found[name] = (kind, folder / record["checkpoint"])
+        record = metrics.get(key) if key else metrics
+        if isinstance(record, dict) and "checkpoint" in record:
+            path = folder / record["checkpoint"] if record["checkpoint"] else None
+            found[name] = Checkpoint(kind, path, record.get("test_accuracy"))
     return found
 
 
-def load_predictor(kind: str, path: Path) -> Predictor:
+def load_predictor(kind: str, path: Path, device: str = "cpu") -> Predictor:
     """The model in the checkpoint ``path`` as a function of uint8 (N, 784) images."""
     from .results import import_model_module
 
@@ -165,8 +179,9 @@ def load_predictor(kind: str, path: Path) -> Predictor:
         model = cnn.load(path)
         return lambda images: cnn.predict_proba(model, images)
     cnn = import_model_module("cnn-by-pytorch", "torch_cnn")
-    model = cnn.load(path, device="cpu")
-    return lambda images: cnn.predict_proba(model, images, tta_flip=model.config.tta_flip)
+    model = cnn.load(path, device=device)  # evaluated as its run was: with flip TTA if it had it
+    return lambda images: cnn.predict_proba(model, images, batch_size=1000,
+                                            tta_flip=model.config.tta_flip)
 
 
 def load_models(which: str = "both", run_dir: str | Path = REPO_ROOT
@@ -177,7 +192,7 @@ def load_models(which: str = "both", run_dir: str | Path = REPO_ROOT
     for kind, name in (("numpy", "numpy_tuned"), ("pytorch", "pytorch_improved")):
         if which not in (kind, "both"):
             continue
-        path = recorded.get(name, (kind, None))[1]
+        path = recorded[name].path if name in recorded else None
         if path is None or not path.is_file():
             where = path or Path(run_dir) / MODEL_FOLDERS[kind] / "metrics.json"
             missing.append(f"no trained {kind} model: {where} is missing")

@@ -110,3 +110,91 @@ def test_real_images_get_worse_with_severity(real_data_dir):
     for name in C.CORRUPTIONS:
         distance = [np.abs(C.corrupt(x, name, s).astype(int) - x).mean() for s in C.severities(name)]
         assert distance == sorted(distance) and distance[0] > 1, name
+
+
+# --- experiments/robustness/run.py ------------------------------------------------------------
+
+
+def _robustness_script():
+    import importlib.util
+
+    from fashion_mnist import REPO_ROOT
+
+    path = REPO_ROOT / "experiments" / "robustness" / "run.py"
+    spec = importlib.util.spec_from_file_location("robustness_run", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A run folder: a tiny NumPy tuned checkpoint; its reproduction recorded but deleted; a
+    PyTorch metrics.json with only a ResNet recorded from its log (no checkpoint)."""
+    import numpy_cnn as nc
+
+    from fashion_mnist.files import write_json
+
+    folder = tmp_path / "cnn-by-myself"
+    images = np.random.default_rng(0).integers(0, 256, (64, 784), dtype=np.uint8)
+    nc.train(nc.build_lenet(), nc.TrainConfig(steps=2, batch_size=32, checkpoint_every=2),
+             images, np.arange(64) % 10, folder / "checkpoints" / "tuned")  # fmt: skip
+    write_json(folder / "metrics.json", {
+        "checkpoint": "checkpoints/tuned/model_step2.npz", "test_accuracy": 0.1,
+        "reproduction": {"checkpoint": "checkpoints/reproduction/model_step5000.npz"}})
+    write_json(tmp_path / "cnn-by-pytorch" / "metrics.json",
+               {"resnet": {"checkpoint": None, "test_accuracy": 0.95}})  # fmt: skip
+    return tmp_path
+
+
+def test_available_models_says_why_each_other_one_is_left_out(run_dir):
+    models, left_out = _robustness_script().available_models(run_dir, None)
+    assert list(models) == ["numpy_tuned"] and models["numpy_tuned"].test_accuracy == 0.1
+    reasons = {item["model"]: item["reason"] for item in left_out}
+    assert "model_step5000.npz not found" in reasons["numpy_reproduction"]
+    assert "without a checkpoint" in reasons["pytorch_resnet"]
+    assert "not recorded" in reasons["pytorch_improved"]
+    assert set(reasons) == {"numpy_reproduction", "pytorch_reproduction", "pytorch_improved",
+                            "pytorch_resnet"}  # fmt: skip
+
+
+def test_no_model_exits_2(tmp_path, capsys):
+    assert _robustness_script().main(["--run-dir", str(tmp_path), "--out",
+                                      str(tmp_path / "r.json")]) == 2  # fmt: skip
+    assert "make run" in capsys.readouterr().err and not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.real_data
+def test_record_figure_and_table(run_dir, real_data_dir, tmp_path, monkeypatch):
+    script = _robustness_script()
+    monkeypatch.setattr(script, "ensure_dataset", lambda folder: folder)  # a read-only copy
+    out = tmp_path / "out" / "robustness.json"
+    assert script.main(["--run-dir", str(run_dir), "--data", str(real_data_dir), "--limit", "40",
+                        "--out", str(out)]) == 0  # fmt: skip
+    import json
+
+    record = json.loads(out.read_text())
+    assert record["test_images"] == 40 and list(record["models"]) == ["numpy_tuned"]
+    assert len(record["rows"]) == 28 and {r["model"] for r in record["rows"]} == {"numpy_tuned"}
+    assert 0 <= record["models"]["numpy_tuned"]["clean_accuracy"] <= 1
+    assert record["provenance"]["git_commit"] and record["provenance"]["cpu"]
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    table = C.robustness_table(record)
+    assert table.shape == (30, 1) and table.columns.tolist() == ["NumPy tuned"]
+    assert table.index[0] == ("clean", 0) and table.index[-1][0] == "mean corrupted"
+    accuracies = [r["accuracy"] for r in record["rows"]]
+    assert table.iloc[-1, 0] == pytest.approx(np.mean(accuracies))
+
+
+def test_robustness_table_layout():
+    record = {"models": {"a": {"label": "A", "clean_accuracy": 0.9},
+                         "b": {"label": "B", "clean_accuracy": 0.8}},
+              "rows": [{"model": m, "corruption": c, "severity": s, "accuracy": 0.5 - 0.1 * s}
+                       for c, s in ALL for m in "ab"]}  # fmt: skip
+    table = C.robustness_table(record)
+    assert table.columns.tolist() == ["A", "B"]
+    assert table.index.tolist()[:4] == [("clean", 0), ("gaussian_noise", 1),
+                                        ("gaussian_noise", 2), ("gaussian_noise", 3)]  # fmt: skip
+    assert table.loc[("clean", 0)].tolist() == [0.9, 0.8]
+    assert table.loc[("rotate", 3), "B"] == pytest.approx(0.2)
+    assert ("hflip", 1) in table.index and ("hflip", 2) not in table.index

@@ -71,6 +71,15 @@ def test_paths_and_images_give_the_same_result(tmp_path, fmt):
     assert np.abs(from_path - predict.preprocess(image).astype(int)).mean() < (4 if fmt == "JPEG" else 1e-9)
 
 
+def test_any_size_gives_the_same_image():
+    reference = predict.preprocess(draw_trousers()).astype(float)  # 600 x 800
+    large = predict.preprocess(draw_trousers(size=(3000, 4000))).astype(float)  # 12 megapixels
+    assert np.abs(large - reference).mean() < 3
+    for size in ((75, 100), (150, 200)):  # the width rounds to another pixel: a half-pixel shift
+        small = predict.preprocess(draw_trousers(size=size)).astype(float)
+        assert np.corrcoef(small, reference)[0, 1] > 0.85
+
+
 def test_grey_l_mode_matches_rgb():
     grey = draw_trousers(mode="L")
     out = predict.preprocess(grey).astype(int)
