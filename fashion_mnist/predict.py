@@ -281,7 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = predict_files(args.files, models, args.save_preprocessed)
     for row in rows:
         text = json.dumps(row, ensure_ascii=False) if args.json else format_row(row)
-        print(text, file=sys.stderr if "error" in row and not args.json else sys.stdout)
+        stream = sys.stderr if "error" in row and not args.json else sys.stdout
+        print(text, file=stream, flush=True)  # flushed: errors and results stay in order
     return 1 if any("error" in row for row in rows) else 0
 
 
