@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import warnings
 from pathlib import Path
 
 import gradcheck
+import layers
 import numpy as np
 import numpy_cnn as nc
 import pytest
@@ -65,15 +67,18 @@ def labels(n, seed=0):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("band_floats", [nc.BAND_FLOATS, 50], ids=["one-band", "bands"])
+@pytest.mark.parametrize("bands", ["one-band", "bands"])
 @pytest.mark.parametrize("stride,padding", [(1, 0), (1, 2), (2, 1)])
-def test_conv_gradients(stride, padding, band_floats, monkeypatch):
-    # A tiny band size makes the layer build its column matrix in several bands of output rows.
-    monkeypatch.setattr(nc, "BAND_FLOATS", band_floats)
+def test_conv_gradients(stride, padding, bands, monkeypatch):
+    # A small-GEMM threshold of two output rows' worth makes the layer go band by band.
+    wo = (7 + 2 * padding - 3) // stride + 1
+    monkeypatch.setattr(layers, "SMALL_GEMM", 10**9 if bands == "one-band" else 2 * 4 * 27 * wo * 2)
     rng = np.random.default_rng(1)
     layer = nc.Conv2D(3, 4, 3, stride=stride, padding=padding, rng=rng, dtype=F64)
     layer.params["bias"][:] = rng.standard_normal((4, 1))
-    errors = check_layer_gradients(layer, rng.standard_normal((3, 7, 7, 2)))
+    x = rng.standard_normal((3, 7, 7, 2))
+    assert (len(layer._bands(layer._patches(x))) > 1) == (bands == "bands")
+    errors = check_layer_gradients(layer, x)
     assert max(errors.values()) < 1e-6, errors
 
 
@@ -472,18 +477,42 @@ def test_original_format_loads_with_warning_and_recalibrated_bn(trained_checkpoi
 # --------------------------------------------------------------------------------------------
 
 
+def run_bench(*args) -> str:
+    # This checkout's fashion_mnist (and so its model), not whichever one is installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, str(BENCH), *map(str, args)]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO, env=env).stdout
+
+
 def test_benchmark_smoke(tmp_path):
     record = tmp_path / "bench.json"
-    cmd = [sys.executable, str(BENCH), "--json", "--rounds", "1", "--steps", "2", "--warmup",
-           "1", "--batch-sizes", "64", "--record", str(record)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO).stdout
+    out = run_bench("--json", "--rounds", "1", "--steps", "2", "--warmup", "1", "--batch-sizes",
+                    "64", "--record", record)
     result = json.loads(out)
     assert list(result) == ["64"]
-    assert set(result["64"]) == {"numpy_images_per_s", "torch_images_per_s", "ratio"}
-    assert all(v > 0 for v in result["64"].values())
+    numbers = {"numpy_images_per_s", "torch_images_per_s", "ratio"}
+    assert set(result["64"]) == numbers | {"cpu"}
+    assert all(result["64"][k] > 0 for k in numbers) and "cores" in result["64"]["cpu"]
     saved = json.loads(record.read_text())
     assert saved["results"] == result and saved["rounds"] == 1 and saved["steps"] == 2
     assert saved["provenance"]["git_commit"] and saved["threads"] >= 1
+    assert result["64"]["cpu"] in _bench_module().table(result, 1, 2)  # the table names the CPU
+
+
+def test_layer_profile_smoke_and_figure(tmp_path):
+    record, figure = tmp_path / "layers.json", tmp_path / "layers.png"
+    table = run_bench("--profile", "--rounds", "1", "--steps", "2", "--warmup", "1",
+                      "--batch-sizes", "16", "--record", record)
+    results = json.loads(record.read_text())["results"]
+    assert results["batch"] == 16 and "cores" in results["cpu"] and results["cpu"] in table
+    assert list(results["layers"]) == ["conv1", "bn1", "relu1/pool1", "conv2", "bn2",
+                                       "relu2/pool2", "fc1", "fc2", "fc3", "loss", "sgd"]
+    for row in results["layers"].values():
+        assert all(row[impl][phase] >= 0 for impl in ("numpy", "torch")
+                   for phase in ("forward", "backward"))
+    assert results["layers"]["conv1"]["numpy"]["forward"] > 0
+    _bench_module().plot_profile(record, figure)
+    assert figure.read_bytes().startswith(b"\x89PNG")
 
 
 def test_random_translate_is_a_crop_of_the_padded_image():
