@@ -235,9 +235,9 @@ class ReLU(Layer):
 class MaxPool2D(Layer):
     """Non-overlapping ``size x size`` max pooling (stride = size) of ``(C, H, W, N)``.
 
-    Reshaping to ``(C, H/s, s, W/s, s, N)`` puts each window on axes 2 and 4, so the max is one
-    reduction. The gradient goes to the first maximum of each window (as in PyTorch), found by a
-    loop over the s*s window positions, not over pixels.
+    Reshaping to ``(C, H/s, s, W/s, s, N)`` puts each window's position (i, j) on axes 2 and 4.
+    The gradient goes to the first maximum of each window (as in PyTorch). Both the max and that
+    mask are loops over the s*s window positions, not over pixels.
     """
 
     def __init__(self, size=2):
@@ -251,14 +251,19 @@ class MaxPool2D(Layer):
         C, H, W, N = x.shape
         s = self.size
         windows = x.reshape(C, H // s, s, W // s, s, N)
-        out = windows.max(axis=(2, 4))  # (C, H/s, W/s, N)
-        mask = np.zeros(windows.shape, dtype=bool)
-        taken = np.zeros(out.shape, dtype=bool)
-        for i in range(s):
-            for j in range(s):
-                first = (windows[:, :, i, :, j, :] == out) & ~taken
-                mask[:, :, i, :, j, :] = first
-                taken |= first
+        positions = [(i, j) for i in range(s) for j in range(s)]  # row-major, as PyTorch scans
+        # s*s - 1 elementwise maxima of strided views: several times faster than
+        # windows.max(axis=(2, 4)), a reduction over two non-adjacent axes.
+        out = windows[:, :, 0, :, 0, :].copy()  # (C, H/s, W/s, N)
+        for i, j in positions[1:]:
+            np.maximum(out, windows[:, :, i, :, j, :], out=out)
+        mask = np.empty(windows.shape, dtype=bool)
+        pending = np.ones(out.shape, dtype=bool)  # windows whose first maximum is still ahead
+        for i, j in positions:
+            first = mask[:, :, i, :, j, :]  # a view: filled in place
+            np.equal(windows[:, :, i, :, j, :], out, out=first)
+            first &= pending
+            pending ^= first
         self.cache = (x.shape, mask)
         return out
 
