@@ -123,12 +123,30 @@ def images_per_second(step, batch: int, steps: int, warmup: int) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
-def measure_numpy(batch: int, steps: int, warmup: int) -> float:
+def numpy_setup(batch: int):
+    """Pre-sampled inputs and labels, the model, its optimizer and loss, for a NumPy step."""
     images, labels = synthetic_batches(batch)
     inputs = [nc.to_input(x) for x in images]  # (1, 28, 28, N) float32
     model = nc.build_lenet()
-    optimizer = nc.SGD(model.params(), LR, momentum=0.9)
-    loss_fn = nc.SoftmaxCrossEntropy()
+    return inputs, labels, model, nc.SGD(model.params(), LR, momentum=0.9), nc.SoftmaxCrossEntropy()
+
+
+def torch_setup(batch: int):
+    """The same for the PyTorch twin, given as many threads as NumPy's BLAS has."""
+    threads = blas_threads()
+    import torch
+
+    torch.set_num_threads(threads)
+    images, labels = synthetic_batches(batch)
+    inputs = [torch.tensor(x.reshape(-1, 1, 28, 28) / np.float32(255)) for x in images]
+    targets = [torch.tensor(y) for y in labels]
+    net = torch_lenet(nc.build_lenet())
+    optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9)
+    return inputs, targets, net, optimizer, torch.nn.CrossEntropyLoss()
+
+
+def measure_numpy(batch: int, steps: int, warmup: int) -> float:
+    inputs, labels, model, optimizer, loss_fn = numpy_setup(batch)
 
     def step(i):
         k = i % DISTINCT_BATCHES
@@ -140,16 +158,7 @@ def measure_numpy(batch: int, steps: int, warmup: int) -> float:
 
 
 def measure_torch(batch: int, steps: int, warmup: int) -> float:
-    threads = blas_threads()
-    import torch
-
-    torch.set_num_threads(threads)
-    images, labels = synthetic_batches(batch)
-    inputs = [torch.tensor(x.reshape(-1, 1, 28, 28) / np.float32(255)) for x in images]
-    targets = [torch.tensor(y) for y in labels]
-    net = torch_lenet(nc.build_lenet())
-    optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    inputs, targets, net, optimizer, loss_fn = torch_setup(batch)
 
     def step(i):
         k = i % DISTINCT_BATCHES
@@ -234,11 +243,7 @@ def ms_per_step(step, steps: int, warmup: int) -> dict:
 
 
 def profile_numpy(batch: int, steps: int, warmup: int) -> dict:
-    images, labels = synthetic_batches(batch)
-    inputs = [nc.to_input(x) for x in images]
-    model = nc.build_lenet()
-    optimizer = nc.SGD(model.params(), LR, momentum=0.9)
-    loss_fn = nc.SoftmaxCrossEntropy()
+    inputs, labels, model, optimizer, loss_fn = numpy_setup(batch)
 
     def step(i, watch):
         k = i % DISTINCT_BATCHES
@@ -255,16 +260,7 @@ def profile_numpy(batch: int, steps: int, warmup: int) -> dict:
 
 
 def profile_torch(batch: int, steps: int, warmup: int) -> dict:
-    threads = blas_threads()
-    import torch
-
-    torch.set_num_threads(threads)
-    images, labels = synthetic_batches(batch)
-    inputs = [torch.tensor(x.reshape(-1, 1, 28, 28) / np.float32(255)) for x in images]
-    targets = [torch.tensor(y) for y in labels]
-    net = torch_lenet(nc.build_lenet())
-    optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    inputs, targets, net, optimizer, loss_fn = torch_setup(batch)
 
     def step(i, watch):
         k = i % DISTINCT_BATCHES

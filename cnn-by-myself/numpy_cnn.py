@@ -250,9 +250,11 @@ def calibrate_batchnorm(model: Sequential, images: np.ndarray, batch_size: int =
 def load(path, calibration_images: np.ndarray | None = None) -> Sequential:
     """Load a checkpoint written by :func:`train` or by the original code.
 
-    The original's files lack the BN running statistics: they load with a warning, the
-    statistics re-estimated from training images (``calibration_images``, else the training set
-    through ``fashion_mnist.data.load_mnist``).
+    The original's files hold float64 arrays, batch norm's as ``(1, C, 1, 1)`` and the fully
+    connected biases as ``(1, out)``: they are cast and reshaped (``Sequential.load_state``).
+    They lack the BN running statistics: they load with a warning, the statistics re-estimated
+    from training images (``calibration_images``, else the training set through
+    ``fashion_mnist.data.load_mnist``).
     """
     arrays = read_npz(path)
     model = build_lenet()
