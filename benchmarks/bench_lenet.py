@@ -5,6 +5,8 @@ Run from the repository root::
     python benchmarks/bench_lenet.py            # table (make bench)
     python benchmarks/bench_lenet.py --json     # one JSON object
     python benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json  # table, and saved
+    python benchmarks/bench_lenet.py --profile --record benchmarks/bench_layers.json  # per layer
+    python benchmarks/bench_lenet.py --plot benchmarks/bench_layers.json OUT.png  # its figure
 
 Each measurement is one training run (forward, loss, backward, SGD step) in a fresh subprocess,
 over batches pre-sampled in memory (synthetic uint8 images, already converted to each framework's
@@ -13,7 +15,16 @@ BLAS has (read with threadpoolctl). These machines are noisy, so NumPy and PyTor
 over ``--rounds`` rounds; reported are the median images/s of each and the median of the
 per-round NumPy/PyTorch ratios. Both sides run with glibc's malloc thresholds fixed, as the PyTorch
 training runs (``fashion_mnist.memory``); with glibc's defaults PyTorch faults its freed buffers
-back in every step.
+back in every step. Every result names the CPU it was measured on.
+
+``--profile`` times each layer's forward and backward on their own instead (ms per step, batch
+128 unless one ``--batch-sizes`` is given), NumPy beside PyTorch, grouped as :data:`GROUPS`
+says: ``relu1/pool1`` is the ReLU and the max-pool after bn1 (in whichever order a version of
+the NumPy model has them), ``fc1`` is the Flatten, fc1 and its ReLU, ``fc2`` fc2 and its ReLU;
+``loss`` is softmax cross-entropy, ``sgd`` the optimizer step. PyTorch's layers run one at a
+time, each on a detached copy of its input, so each pays an autograd call of its own: its column
+adds up to a little more than a whole PyTorch step. :func:`plot_profile` draws a recorded
+profile (the report can call it with the JSON path).
 
 :func:`torch_lenet` builds the PyTorch twin from a NumPy model's weights; the tests use it to
 prove both compute the same function, so this benchmark compares like with like.
@@ -22,23 +33,39 @@ prove both compute the same function, so this benchmark compares like with like.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
 
 import numpy as np
 
+from fashion_mnist.files import read_json
 from fashion_mnist.memory import MALLOC_THRESHOLDS
 from fashion_mnist.results import import_model_module
-from fashion_mnist.runlog import benchmark_options, blas_threads, run_benchmark
+from fashion_mnist.runlog import (
+    alternate,
+    benchmark_options,
+    blas_threads,
+    hardware,
+    run_benchmark,
+)
 
 nc = import_model_module("cnn-by-myself", "numpy_cnn")
 
 BATCH_SIZES = (64, 128, 256)
 DISTINCT_BATCHES = 16  # cycled through; enough that no single batch sits in cache
 LR = 0.01
+PROFILE_BATCH = 128
+IMPLS = ("numpy", "torch")
+PHASES = ("forward", "backward")
+# The profile's row of each of the 14 layers of build_lenet (and of its PyTorch twin), by position.
+GROUPS = ("conv1", "bn1", "relu1/pool1", "relu1/pool1", "conv2", "bn2", "relu2/pool2",
+          "relu2/pool2", "fc1", "fc1", "fc1", "fc2", "fc2", "fc3")
+ROWS = (*dict.fromkeys(GROUPS), "loss", "sgd")
 
 
 def torch_lenet(model: nc.Sequential):
@@ -96,12 +123,30 @@ def images_per_second(step, batch: int, steps: int, warmup: int) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
-def measure_numpy(batch: int, steps: int, warmup: int) -> float:
+def numpy_setup(batch: int):
+    """Pre-sampled inputs and labels, the model, its optimizer and loss, for a NumPy step."""
     images, labels = synthetic_batches(batch)
     inputs = [nc.to_input(x) for x in images]  # (1, 28, 28, N) float32
     model = nc.build_lenet()
-    optimizer = nc.SGD(model.params(), LR, momentum=0.9)
-    loss_fn = nc.SoftmaxCrossEntropy()
+    return inputs, labels, model, nc.SGD(model.params(), LR, momentum=0.9), nc.SoftmaxCrossEntropy()
+
+
+def torch_setup(batch: int):
+    """The same for the PyTorch twin, given as many threads as NumPy's BLAS has."""
+    threads = blas_threads()
+    import torch
+
+    torch.set_num_threads(threads)
+    images, labels = synthetic_batches(batch)
+    inputs = [torch.tensor(x.reshape(-1, 1, 28, 28) / np.float32(255)) for x in images]
+    targets = [torch.tensor(y) for y in labels]
+    net = torch_lenet(nc.build_lenet())
+    optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9)
+    return inputs, targets, net, optimizer, torch.nn.CrossEntropyLoss()
+
+
+def measure_numpy(batch: int, steps: int, warmup: int) -> float:
+    inputs, labels, model, optimizer, loss_fn = numpy_setup(batch)
 
     def step(i):
         k = i % DISTINCT_BATCHES
@@ -113,16 +158,7 @@ def measure_numpy(batch: int, steps: int, warmup: int) -> float:
 
 
 def measure_torch(batch: int, steps: int, warmup: int) -> float:
-    threads = blas_threads()
-    import torch
-
-    torch.set_num_threads(threads)
-    images, labels = synthetic_batches(batch)
-    inputs = [torch.tensor(x.reshape(-1, 1, 28, 28) / np.float32(255)) for x in images]
-    targets = [torch.tensor(y) for y in labels]
-    net = torch_lenet(nc.build_lenet())
-    optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    inputs, targets, net, optimizer, loss_fn = torch_setup(batch)
 
     def step(i):
         k = i % DISTINCT_BATCHES
@@ -133,24 +169,25 @@ def measure_torch(batch: int, steps: int, warmup: int) -> float:
     return images_per_second(step, batch, steps, warmup)
 
 
-def run_worker(impl: str, batch: int, steps: int, warmup: int) -> float:
-    """One measurement in a fresh Python process; returns images/s."""
+def run_worker(impl: str, batch: int, steps: int, warmup: int, profile: bool = False):
+    """One measurement in a fresh Python process: images/s, or the profile's dict."""
     cmd = [sys.executable, __file__, "--worker", impl, "--batch-sizes", str(batch),
-           "--steps", str(steps), "--warmup", str(warmup)]
+           "--steps", str(steps), "--warmup", str(warmup), *(["--profile"] if profile else [])]
     # glibc's malloc as the PyTorch training has it (keep_freed_memory), the same for both sides
     env = {**os.environ, **{name: str(value) for name, value in MALLOC_THRESHOLDS.items()}}
     # stdout carries the result; a failing worker's traceback goes straight to the terminal
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
-    return float(out.strip().splitlines()[-1])
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def benchmark(batch_sizes, rounds: int, steps: int, warmup: int) -> dict:
     per_round = {b: {"numpy": [], "torch": []} for b in batch_sizes}
     for r in range(rounds):
-        order = ("numpy", "torch") if r % 2 == 0 else ("torch", "numpy")
+        order = IMPLS if r % 2 == 0 else IMPLS[::-1]
         for b in batch_sizes:
             for impl in order:
                 per_round[b][impl].append(run_worker(impl, b, steps, warmup))
+    cpu = hardware()
     results = {}
     for b, runs in per_round.items():
         ratios = [n / t for n, t in zip(runs["numpy"], runs["torch"], strict=True)]
@@ -158,12 +195,14 @@ def benchmark(batch_sizes, rounds: int, steps: int, warmup: int) -> dict:
             "numpy_images_per_s": statistics.median(runs["numpy"]),
             "torch_images_per_s": statistics.median(runs["torch"]),
             "ratio": statistics.median(ratios),
+            "cpu": cpu,
         }
     return results
 
 
 def table(results: dict, rounds: int, steps: int) -> str:
-    lines = [f"LeNet training throughput, median of {rounds} rounds x {steps} steps, "
+    cpu = next(iter(results.values()))["cpu"]
+    lines = [f"LeNet training throughput on {cpu}, median of {rounds} rounds x {steps} steps, "
              f"{blas_threads()} BLAS/torch threads",
              f"{'batch':>5}  {'NumPy img/s':>12}  {'PyTorch img/s':>13}  {'ratio':>6}"]
     for b, r in results.items():
@@ -172,19 +211,164 @@ def table(results: dict, rounds: int, steps: int) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------------
+# Per-layer profile
+# --------------------------------------------------------------------------------------------
+
+
+class Stopwatch:
+    """Seconds spent per (row, phase), counted only while ``on`` (not in warm-up steps)."""
+
+    def __init__(self) -> None:
+        self.seconds = defaultdict(float)
+        self.on = False
+
+    def time(self, row: str, phase: str, fn, *args):
+        start = time.perf_counter()
+        result = fn(*args)
+        if self.on:
+            self.seconds[row, phase] += time.perf_counter() - start
+        return result
+
+
+def ms_per_step(step, steps: int, warmup: int) -> dict:
+    """Run ``step(i, watch)`` ``warmup`` times untimed, then ``steps`` times timed; each row's
+    forward and backward in ms per step."""
+    watch = Stopwatch()
+    for i in range(warmup + steps):
+        watch.on = i >= warmup
+        step(i, watch)
+    return {row: {phase: 1e3 * watch.seconds[row, phase] / steps for phase in PHASES}
+            for row in ROWS}
+
+
+def profile_numpy(batch: int, steps: int, warmup: int) -> dict:
+    inputs, labels, model, optimizer, loss_fn = numpy_setup(batch)
+
+    def step(i, watch):
+        k = i % DISTINCT_BATCHES
+        x = inputs[k]
+        for layer, row in zip(model.layers, GROUPS, strict=True):
+            x = watch.time(row, "forward", layer.forward, x, True)
+        watch.time("loss", "forward", loss_fn.forward, x, labels[k])
+        dout = watch.time("loss", "backward", loss_fn.backward)
+        for layer, row in zip(reversed(model.layers), reversed(GROUPS), strict=True):
+            dout = watch.time(row, "backward", layer.backward, dout)
+        watch.time("sgd", "backward", optimizer.step, model.grads())
+
+    return ms_per_step(step, steps, warmup)
+
+
+def profile_torch(batch: int, steps: int, warmup: int) -> dict:
+    inputs, targets, net, optimizer, loss_fn = torch_setup(batch)
+
+    def step(i, watch):
+        k = i % DISTINCT_BATCHES
+        optimizer.zero_grad(set_to_none=True)
+        x, pairs = inputs[k], []
+        for j, (layer, row) in enumerate(zip(net, GROUPS, strict=True)):
+            x_in = x.detach().requires_grad_(j > 0)  # the images need no gradient
+            x = watch.time(row, "forward", layer, x_in)
+            pairs.append((x_in, x))
+        logits = x.detach().requires_grad_(True)
+        loss = watch.time("loss", "forward", loss_fn, logits, targets[k])
+        watch.time("loss", "backward", loss.backward)
+        grad = logits.grad
+        for (x_in, out), row in zip(reversed(pairs), reversed(GROUPS), strict=True):
+            watch.time(row, "backward", out.backward, grad)
+            grad = x_in.grad
+        watch.time("sgd", "backward", optimizer.step)
+
+    return ms_per_step(step, steps, warmup)
+
+
+def profile(batch: int, rounds: int, steps: int, warmup: int) -> dict:
+    """Median ms per step of each row and phase over ``rounds`` alternating fresh processes."""
+    runs = alternate(IMPLS, rounds, lambda impl: run_worker(impl, batch, steps, warmup, True))
+    layers = {row: {impl: {phase: statistics.median(r[row][phase] for r in runs[impl])
+                           for phase in PHASES} for impl in IMPLS} for row in ROWS}
+    return {"batch": batch, "unit": "ms per step", "cpu": hardware(), "layers": layers}
+
+
+def profile_table(results: dict) -> str:
+    lines = [f"ms per training step by layer, batch {results['batch']}, on {results['cpu']}",
+             f"{'layer':<12} {'NumPy fwd':>9} {'bwd':>6}   {'PyTorch fwd':>11} {'bwd':>6}"]
+    totals = dict.fromkeys(IMPLS, 0.0)
+    for row, r in results["layers"].items():
+        numpy_cells = f"{r['numpy']['forward']:>9.2f} {r['numpy']['backward']:>6.2f}"
+        torch_cells = f"{r['torch']['forward']:>11.2f} {r['torch']['backward']:>6.2f}"
+        lines.append(f"{row:<12} {numpy_cells}   {torch_cells}")
+        for impl in IMPLS:
+            totals[impl] += sum(r[impl].values())
+    lines.append(f"{'total':<12} {totals['numpy']:>16.2f}   {totals['torch']:>18.2f}")
+    return "\n".join(lines)
+
+
+def plot_profile(json_path, path=None):
+    """A recorded profile (``--profile --record``) as grouped horizontal bars: per layer, NumPy
+    and PyTorch, each with its forward and backward stacked; saved when ``path`` is given."""
+    import matplotlib.pyplot as plt
+
+    from fashion_mnist import plots
+
+    data = read_json(json_path)
+    results = data["results"]
+    rows = list(results["layers"])
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.5))
+    shades = {"numpy": ("#1f77b4", "#aec7e8"), "torch": ("#d62728", "#ff9896")}
+    names = {"numpy": "NumPy", "torch": "PyTorch"}
+    for offset, impl in zip((-0.2, 0.2), IMPLS, strict=True):
+        fwd = np.array([results["layers"][row][impl]["forward"] for row in rows])
+        bwd = np.array([results["layers"][row][impl]["backward"] for row in rows])
+        ax.barh(y + offset, fwd, height=0.38, color=shades[impl][0],
+                label=f"{names[impl]} forward")
+        ax.barh(y + offset, bwd, left=fwd, height=0.38, color=shades[impl][1],
+                label=f"{names[impl]} backward")
+    ax.set_yticks(y, rows)
+    ax.invert_yaxis()  # the network's order, top to bottom
+    ax.set_xlabel("ms per training step")
+    commit = (data.get("provenance") or {}).get("git_commit") or "unknown commit"
+    ax.set_title(f"LeNet training step by layer, batch {results['batch']}\n"
+                 f"{results['cpu']}, {commit[:12]}", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    if path is not None:
+        plots.save(fig, path)
+    plt.close(fig)
+    return fig
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     benchmark_options(parser, steps=300, warmup=20)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
-    parser.add_argument("--worker", choices=("numpy", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                        help=f"default {' '.join(map(str, BATCH_SIZES))}; with --profile "
+                             f"{PROFILE_BATCH}")  # fmt: skip
+    parser.add_argument("--profile", action="store_true", help="time each layer instead")
+    parser.add_argument("--plot", nargs=2, metavar=("JSON", "PNG"),
+                        help="draw a recorded profile, measuring nothing")
+    parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.plot:
+        plot_profile(*args.plot)
+        return
+    batch_sizes = args.batch_sizes or ([PROFILE_BATCH] if args.profile else list(BATCH_SIZES))
+    if args.profile and len(batch_sizes) != 1:
+        parser.error("--profile measures one batch size")
     if args.worker:
-        measure = measure_numpy if args.worker == "numpy" else measure_torch
-        print(measure(args.batch_sizes[0], args.steps, args.warmup))
+        if args.profile:
+            measure = profile_numpy if args.worker == "numpy" else profile_torch
+        else:
+            measure = measure_numpy if args.worker == "numpy" else measure_torch
+        print(json.dumps(measure(batch_sizes[0], args.steps, args.warmup)))
+        return
+    if args.profile:
+        run_benchmark(args, lambda: profile(batch_sizes[0], args.rounds, args.steps, args.warmup),
+                      profile_table, threads=lambda _: blas_threads())  # fmt: skip
         return
     run_benchmark(
         args,
-        lambda: benchmark(args.batch_sizes, args.rounds, args.steps, args.warmup),
+        lambda: benchmark(batch_sizes, args.rounds, args.steps, args.warmup),
         lambda results: table(results, args.rounds, args.steps),
         threads=lambda _: blas_threads(),  # NumPy's BLAS, and torch is given as many
     )

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
+import re
 import subprocess
 import sys
 import warnings
 from pathlib import Path
 
 import gradcheck
+import layers
 import numpy as np
 import numpy_cnn as nc
 import pytest
@@ -65,15 +68,18 @@ def labels(n, seed=0):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("band_floats", [nc.BAND_FLOATS, 50], ids=["one-band", "bands"])
+@pytest.mark.parametrize("bands", ["one-band", "bands"])
 @pytest.mark.parametrize("stride,padding", [(1, 0), (1, 2), (2, 1)])
-def test_conv_gradients(stride, padding, band_floats, monkeypatch):
-    # A tiny band size makes the layer build its column matrix in several bands of output rows.
-    monkeypatch.setattr(nc, "BAND_FLOATS", band_floats)
+def test_conv_gradients(stride, padding, bands, monkeypatch):
+    # A small-GEMM threshold of two output rows' worth makes the layer go band by band.
+    wo = (7 + 2 * padding - 3) // stride + 1
+    monkeypatch.setattr(layers, "SMALL_GEMM", 10**9 if bands == "one-band" else 2 * 4 * 27 * wo * 2)
     rng = np.random.default_rng(1)
     layer = nc.Conv2D(3, 4, 3, stride=stride, padding=padding, rng=rng, dtype=F64)
     layer.params["bias"][:] = rng.standard_normal((4, 1))
-    errors = check_layer_gradients(layer, rng.standard_normal((3, 7, 7, 2)))
+    x = rng.standard_normal((3, 7, 7, 2))
+    assert (len(layer._bands(layer._patches(x))) > 1) == (bands == "bands")
+    errors = check_layer_gradients(layer, x)
     assert max(errors.values()) < 1e-6, errors
 
 
@@ -245,6 +251,22 @@ def test_maxpool_matches_naive_loops_and_routes_ties_to_first():
     np.testing.assert_array_equal(dx[0, :, :, 0], [[1, 0], [0, 0]])
 
 
+def test_pool_then_relu_is_relu_then_pool_exactly():
+    """build_lenet pools before its ReLU: the same outputs and input gradients, bit for bit."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 8, 8, 5)).astype(np.float32)
+    x[:, :4] = np.float32(0.25)  # ties, as a flat background gives after batch norm
+    x[:, 4:, :4] = np.float32(-0.5)
+    dout = rng.standard_normal((3, 4, 4, 5)).astype(np.float32)
+    results = []
+    for order in ([nc.ReLU(), nc.MaxPool2D(2)], [nc.MaxPool2D(2), nc.ReLU()]):
+        model = nc.Sequential(order)
+        results.append((model.forward(x), model.backward(dout)))
+    (out_a, dx_a), (out_b, dx_b) = results
+    np.testing.assert_array_equal(out_a, out_b)
+    np.testing.assert_array_equal(dx_a, dx_b)
+
+
 def test_to_input_layout():
     batch = images(5)
     x = nc.to_input(batch)
@@ -304,6 +326,31 @@ def test_presets():
     # The original trained on the images as they are: no augmentation, no label smoothing.
     assert (nc.ORIGINAL.translate, nc.ORIGINAL.hflip, nc.ORIGINAL.label_smoothing) == (0, False, 0)
     json.dumps(dataclasses.asdict(nc.TUNED))
+
+
+@pytest.mark.parametrize("name,value", [
+    ("steps", 0), ("steps", -5), ("steps", 10.0), ("steps", True), ("steps", "100"),
+    ("batch_size", 0), ("batch_size", 64.5), ("checkpoint_every", -1), ("checkpoint_every", False),
+    ("step_every", 0), ("lr", 0), ("lr", -0.1), ("lr", float("nan")), ("lr", float("inf")),
+    ("lr", "0.1"), ("momentum", 1.0), ("momentum", -0.1), ("weight_decay", -1e-4),
+    ("label_smoothing", 1.0), ("label_smoothing", -0.1), ("translate", -1), ("translate", 1.5),
+    ("schedule", "linear"), ("schedule", None), ("step_gamma", 0), ("nesterov", 1),
+    ("hflip", "yes"), ("seed", -1),
+])
+def test_config_refuses_bad_values_by_name(name, value):
+    message = rf"^TrainConfig\.{name} must be .*, got {re.escape(repr(value))}$"
+    with pytest.raises(ValueError, match=message):
+        nc.TrainConfig(**{name: value})
+    with pytest.raises(ValueError, match=message):  # replace() checks too
+        dataclasses.replace(nc.TUNED, **{name: value})
+
+
+def test_config_message_and_accepted_edges():
+    with pytest.raises(ValueError, match=r"^TrainConfig\.steps must be a positive integer, got -5$"):
+        nc.TrainConfig(steps=-5)
+    edges = nc.TrainConfig(steps=np.int64(3), lr=1, momentum=0.0, weight_decay=0,
+                           label_smoothing=0.0, translate=0, schedule="step", seed=0)
+    assert edges.steps == 3 and edges.lr == 1
 
 
 def test_tiny_subset_overfits(tmp_path):
@@ -467,23 +514,104 @@ def test_original_format_loads_with_warning_and_recalibrated_bn(trained_checkpoi
         nc.load(path)  # the full format loads silently
 
 
+def original_arrays(model) -> dict:
+    """``model``'s parameters as the original course code saved them: float64, its layouts."""
+    p = model.params()
+    layouts = {"gamma": lambda a: a.reshape(1, -1, 1, 1), "beta": lambda a: a.reshape(1, -1, 1, 1)}
+    arrays = {}
+    for key in ORIGINAL_KEYS:
+        value = p[key].astype(F64)
+        kind = key.split("_", 1)[1]
+        if kind in layouts:
+            value = layouts[kind](value)  # (1, C, 1, 1)
+        elif key.startswith("fc") and kind == "bias":
+            value = value.reshape(1, -1)  # (1, out)
+        arrays[key] = value
+    return arrays
+
+
+def test_original_layouts_load(tmp_path):
+    rng = np.random.default_rng(14)
+    model = nc.build_lenet(seed=14)
+    for key, value in model.params().items():  # random, non-trivial values everywhere
+        value[...] = rng.standard_normal(value.shape) * 0.1 + (1 if key.endswith("gamma") else 0)
+    arrays = original_arrays(model)
+    assert arrays["bn1_gamma"].shape == (1, 6, 1, 1) and arrays["fc2_bias"].shape == (1, 84)
+    assert arrays["conv1_bias"].shape == (6, 1) and arrays["fc1_weights"].shape == (400, 120)
+    assert {a.dtype for a in arrays.values()} == {np.dtype(F64)}
+    path = _write(tmp_path / "model_step5000.npz", arrays)
+    with pytest.warns(UserWarning, match="running statistics"):
+        loaded = nc.load(path, calibration_images=images(200, seed=14))
+    for key, value in model.params().items():
+        assert loaded.params()[key].dtype == np.float32
+        np.testing.assert_array_equal(loaded.params()[key], value, err_msg=key)
+
+    wrong = {**arrays, "bn2_beta": np.zeros((1, 15, 1, 1))}  # not a layout of (16,)
+    with pytest.raises(ValueError, match=r"model_bad\.npz.*bn2_beta.*\(1, 15, 1, 1\).*\(16,\)"):
+        nc.load(_write(tmp_path / "model_bad.npz", wrong), calibration_images=images(20))
+    reordered = {**arrays, "fc3_weights": arrays["fc3_weights"].T}  # (10, 84): same size, not it
+    with pytest.raises(ValueError, match=r"fc3_weights.*\(10, 84\).*\(84, 10\)"):
+        nc.load(_write(tmp_path / "model_t.npz", reordered), calibration_images=images(20))
+
+
+@pytest.mark.real_data
+def test_original_layouts_load_calibrated_on_real_data(real_data_dir, tmp_path):
+    from fashion_mnist.data import load_mnist
+
+    train_x, train_y = load_mnist(real_data_dir, "train")
+    test_x, test_y = load_mnist(real_data_dir, "t10k")
+    model = nc.build_lenet(seed=15)
+    config = dataclasses.replace(nc.TUNED, steps=60, checkpoint_every=60, seed=15)
+    nc.train(model, config, train_x[:6000], train_y[:6000], tmp_path / "run")
+    path = _write(tmp_path / "model_step60.npz", original_arrays(model))
+    with pytest.warns(UserWarning, match="running statistics"):
+        loaded = nc.load(path, calibration_images=train_x[:6000])
+    # Statistics re-estimated from training images: about as accurate as the model's own.
+    ours, theirs = (nc.evaluate(m, test_x[:2000], test_y[:2000]) for m in (loaded, model))
+    assert ours > 0.6 and abs(ours - theirs) < 0.05, (ours, theirs)
+
+
 # --------------------------------------------------------------------------------------------
 # Benchmark script
 # --------------------------------------------------------------------------------------------
 
 
+def run_bench(*args) -> str:
+    # This checkout's fashion_mnist (and so its model), not whichever one is installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, str(BENCH), *map(str, args)]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO, env=env).stdout
+
+
 def test_benchmark_smoke(tmp_path):
     record = tmp_path / "bench.json"
-    cmd = [sys.executable, str(BENCH), "--json", "--rounds", "1", "--steps", "2", "--warmup",
-           "1", "--batch-sizes", "64", "--record", str(record)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO).stdout
+    out = run_bench("--json", "--rounds", "1", "--steps", "2", "--warmup", "1", "--batch-sizes",
+                    "64", "--record", record)
     result = json.loads(out)
     assert list(result) == ["64"]
-    assert set(result["64"]) == {"numpy_images_per_s", "torch_images_per_s", "ratio"}
-    assert all(v > 0 for v in result["64"].values())
+    numbers = {"numpy_images_per_s", "torch_images_per_s", "ratio"}
+    assert set(result["64"]) == numbers | {"cpu"}
+    assert all(result["64"][k] > 0 for k in numbers) and "cores" in result["64"]["cpu"]
     saved = json.loads(record.read_text())
     assert saved["results"] == result and saved["rounds"] == 1 and saved["steps"] == 2
     assert saved["provenance"]["git_commit"] and saved["threads"] >= 1
+    assert result["64"]["cpu"] in _bench_module().table(result, 1, 2)  # the table names the CPU
+
+
+def test_layer_profile_smoke_and_figure(tmp_path):
+    record, figure = tmp_path / "layers.json", tmp_path / "layers.png"
+    table = run_bench("--profile", "--rounds", "1", "--steps", "2", "--warmup", "1",
+                      "--batch-sizes", "16", "--record", record)
+    results = json.loads(record.read_text())["results"]
+    assert results["batch"] == 16 and "cores" in results["cpu"] and results["cpu"] in table
+    assert list(results["layers"]) == ["conv1", "bn1", "relu1/pool1", "conv2", "bn2",
+                                       "relu2/pool2", "fc1", "fc2", "fc3", "loss", "sgd"]
+    for row in results["layers"].values():
+        assert all(row[impl][phase] >= 0 for impl in ("numpy", "torch")
+                   for phase in ("forward", "backward"))
+    assert results["layers"]["conv1"]["numpy"]["forward"] > 0
+    _bench_module().plot_profile(record, figure)
+    assert figure.read_bytes().startswith(b"\x89PNG")
 
 
 def test_random_translate_is_a_crop_of_the_padded_image():
