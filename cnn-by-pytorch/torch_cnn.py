@@ -65,6 +65,8 @@ from torch_models import (
 )
 from tqdm.auto import tqdm
 
+from fashion_mnist.files import repo_relative
+
 # Defined in the modules beside this one, and used from here by the notebook, the tests and the
 # benchmarks: torch_cnn is the one module to import.
 __all__ = [
@@ -337,7 +339,7 @@ def _resume(out_dir: Path, config: Config, model: nn.Module, ema, optimizer, sch
     torch_fast.match_device(optimizer, config, device)
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"], device)
-    print(f"Resumed from {path}")
+    print(f"Resumed from {repo_relative(path)}")
     return state["history"]
 
 

@@ -42,12 +42,14 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
     run_dir = out / "runs" / name
     if not resume:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    # What was trained, where and from which code, written first: if the end is cut off, the
-    # per-epoch log and this header still make a record (record_from_log).
-    write_json(header_path(out, name), {"config": dataclasses.asdict(config), "hardware": hardware(),
-                                         "provenance": provenance()})  # fmt: skip
     latest = torch_cnn.latest_checkpoint(run_dir)
     start = torch_cnn.checkpoint_epoch(latest) if latest else 0
+    # What was trained, where and from which code, written first: if the end is cut off, the
+    # per-epoch log and this header still make a record (record_from_log). A resumed run keeps
+    # the header of the code its first epochs were trained with.
+    if start == 0 or not header_path(out, name).exists():
+        write_json(header_path(out, name), {"config": dataclasses.asdict(config),
+                                             "hardware": hardware(), "provenance": provenance()})
     train_images, train_labels, val_images, val_labels = training_sets(config, splits)
     with RunLog(out / "logs", name, kind="epoch", flush_every=1, keep_until=start,
                 echo=True) as log:  # fmt: skip
@@ -68,6 +70,8 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
         **described,
         "checkpoint": relative(checkpoint, out),
         "test_accuracy": report["accuracy"],
+        # > 0: this call only trained the epochs after it, so its wall time is not the run's
+        "resumed_from_epoch": start,
         "hardware": hardware(),
         "test_report": report,
         "figures": {**figures, **described["figures"]},

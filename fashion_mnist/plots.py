@@ -104,6 +104,24 @@ def plot_images(images, titles: Sequence[str], path=None, cols: int = 10, title:
     return _finish(fig, path)
 
 
+def plot_photo_predictions(photos, seen, probabilities, labels, path=None):
+    """Each photo, the 28x28 image the model saw, and the model's top class beside the truth."""
+    fig, axes = plt.subplots(2, len(photos), figsize=(1.6 * len(photos), 3.6), squeeze=False)
+    for i, (photo, pixels, p, label) in enumerate(zip(photos, seen, probabilities, labels,
+                                                      strict=True)):
+        axes[0, i].imshow(photo)
+        axes[0, i].set_title(f"photo {photo.width}x{photo.height}", fontsize=7)
+        axes[1, i].imshow(np.asarray(pixels).reshape(ROWS, COLS), cmap="gray")
+        guess = int(np.argmax(p))
+        axes[1, i].set_title(f"{CLASS_NAMES[guess]} {p[guess]:.0%}\n(true: {CLASS_NAMES[label]})",
+                             fontsize=7, color="black" if guess == label else "red")
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle("Photos through the preprocessing, and the model's answer")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def plot_first_images(images, labels, path=None, n: int = 30):
     """The first ``n`` training images with their class names, as in the original report."""
     names = [CLASS_NAMES[int(y)] for y in labels[:n]]

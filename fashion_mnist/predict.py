@@ -139,6 +139,17 @@ def preprocess(source: str | Path | Image.Image) -> np.ndarray:
     return np.clip(np.rint(levelled), 0, 255).astype(np.uint8).reshape(-1)
 
 
+def as_photo(pixels: np.ndarray, side: int = 300, margin: int = 60) -> Image.Image:
+    """A dataset image as a product photo would show it: a dark garment on white, ``side``
+    pixels square, with ``margin`` pixels of white around it; the way back is :func:`preprocess`.
+    """
+    garment = Image.fromarray(255 - np.asarray(pixels, dtype=np.uint8).reshape(ROWS, ROWS))
+    photo = Image.new("RGB", (side + 2 * margin, side + 2 * margin), "white")
+    photo.paste(garment.resize((side, side), Image.Resampling.BICUBIC).convert("RGB"),
+                (margin, margin))
+    return photo
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """A run recorded in a ``metrics.json``: which code loads it, and where its weights are."""

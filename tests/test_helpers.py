@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashion_mnist import REPO_ROOT, files, original, plots, runlog
+from fashion_mnist import REPO_ROOT, files, original, plots, predict, runlog
 from fashion_mnist.data import load_splits, validation_split
 from fashion_mnist.metrics import classification_summary, most_confused_pairs
 from fashion_mnist.params import notebook_params, output_dir
@@ -64,8 +64,12 @@ def test_plots_write_pngs(tmp_path):
     labels = rng.integers(0, 10, 40)
     plots.plot_first_images(images, labels, tmp_path / "first.png")
     plots.plot_misclassified(images, labels, (labels + 1) % 10, tmp_path / "wrong.png")
+    photos = [predict.as_photo(x) for x in images[:5]]
+    plots.plot_photo_predictions(photos, images[:5], rng.dirichlet(np.ones(10), 5), labels[:5],
+                                 tmp_path / "photos.png")  # fmt: skip
     for name, min_size in [("steps", (1200, 450)), ("epochs", (1200, 450)), ("cm", (900, 800)),
-                           ("first", (1500, 500)), ("wrong", (1500, 500))]:  # fmt: skip
+                           ("first", (1500, 500)), ("wrong", (1500, 500)),
+                           ("photos", (1000, 450))]:  # fmt: skip
         path = tmp_path / f"{name}.png"
         width, height = _png_size(path)
         assert width >= min_size[0] and height >= min_size[1], (name, width, height)

@@ -28,12 +28,6 @@ def draw_trousers(size=(600, 800), background=LIGHT, mode="RGB") -> Image.Image:
     return image
 
 
-def as_photo(pixels: np.ndarray, side: int = 300) -> Image.Image:
-    """A dataset image as a photo would be: dark garment on white, enlarged, RGB."""
-    image = Image.fromarray(255 - pixels.reshape(28, 28))
-    return image.resize((side, side), Image.Resampling.BICUBIC).convert("RGB")
-
-
 def saved(image: Image.Image, path, **kwargs):
     image.save(path, **kwargs)
     return path
@@ -252,7 +246,7 @@ def test_round_trip_through_a_photo(real_data_dir, small_model, tmp_path, fmt):
     to the original, and the model classifies both alike."""
     test_images, _ = load_mnist(real_data_dir, "t10k")
     originals = test_images[:100]
-    paths = [saved(as_photo(x), tmp_path / f"{i}.{fmt.lower()}", format=fmt, quality=90)
+    paths = [saved(predict.as_photo(x), tmp_path / f"{i}.{fmt.lower()}", format=fmt, quality=90)
              for i, x in enumerate(originals)]  # fmt: skip
     back = np.stack([predict.preprocess(p) for p in paths])
     corr = [np.corrcoef(a.astype(float), b.astype(float))[0, 1] for a, b in zip(originals, back, strict=True)]
