@@ -58,6 +58,7 @@ report: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_lenet.py --record benchmarks/bench_lenet.json
+	$(BIN)/python benchmarks/bench_lenet.py --profile --record benchmarks/bench_layers.json
 	$(BIN)/python benchmarks/bench_epoch.py --record benchmarks/bench_epoch.json
 
 lint: venv
