@@ -211,14 +211,15 @@ class Model:
 
 
 Spread = make_dataclass("Spread", [("mean", float), ("std", float), ("min", float), ("max", float)])
-# The reproduction over seeds (make seeds), beside the original's later epochs.
+# The reproduction over seeds (make -C experiments seeds), beside the original's later epochs.
 Seeds = make_dataclass("Seeds", [("seeds", list), ("test", Spread), ("later", Spread), ("first_epoch", int),
                              ("last_epoch", int), ("original_later_half", "float | None")])
-# A group of torch_run.seeds_by_init (one initialisation over seeds), and the groups by origin.
+# A group of experiments/summarise.py's seeds_by_init (one initialisation over seeds), and the
+# groups by origin.
 InitGroup = make_dataclass("InitGroup", [("label", str), ("n", int), ("test", Spread),
                                      ("original_last_epoch", "float | None")])
 InitSeeds = make_dataclass("InitSeeds", [("graphed", list), ("held_out", list), ("all_data", list),
-                                     ("left_out", list), ("table", Table)])  # make gpu, init-seeds, all-data
+                                     ("left_out", list), ("table", Table)])  # make -C experiments gpu/init-seeds/all-data
 Ablation = make_dataclass("Ablation", [("epochs", int), ("hardware", str), ("table", Table), ("best", dict),
                                    ("baseline", "dict | None")])
 Ensemble = make_dataclass("Ensemble", [("members", int), ("test_accuracy", float),
@@ -502,15 +503,16 @@ _IMPLIED = ("hold_out_validation=False", "cuda_graphs=True")
 
 
 def _init_and_changes(group: dict) -> str:
-    """A group of torch_run.seeds_by_init named by its initialisation and whatever else it changes
-    from the reproduction, but for what its sentence says (_IMPLIED), e.g. 'init=he_xavier'."""
+    """A group of summarise.seeds_by_init (experiments/) named by its initialisation and whatever
+    else it changes from the reproduction, but for what its sentence says (_IMPLIED), e.g. 'init=he_xavier'."""
     changes = [change for change in group["description"].split(", ")
                if change != f"init={group['init']}" and change not in _IMPLIED]
     return ", ".join([f"init={group['init']}", *changes])
 
 
 def _replayed_as_graphs(group: dict) -> bool:
-    """Whether a group of torch_run.seeds_by_init replayed its steps as CUDA graphs (make gpu)."""
+    """Whether a group of summarise.seeds_by_init replayed its steps as CUDA graphs
+    (make -C experiments gpu)."""
     return "cuda_graphs=True" in group["description"].split(", ")
 
 
@@ -589,7 +591,7 @@ def _gpu_runs(g: dict) -> GpuRuns:
         "llrrrrrl", [[cell(r["name"]), cell(r["description"]), r["epochs"], r["selected_epoch"],
                       pct(r["val_accuracy"]), pct(r["test_accuracy"]), secs(r["train_seconds"]),
                       cell(r["hardware"])] for r in rows])  # fmt: skip
-    # the reproduction's full-length runs, each timed alone by gpu_runs.sh
+    # the reproduction's full-length runs, each timed alone by experiments/gpu_runs.sh
     alone = [r for r in rows if r.get("preset") == "reproduction"
              and r["epochs"] == len(original.TORCH_TEST_ACC)]  # fmt: skip
     times = None
@@ -601,14 +603,17 @@ def _gpu_runs(g: dict) -> GpuRuns:
 
 
 EXTRAS = {  # key in cnn-by-pytorch/metrics.json: (parse, what in English, in Chinese)
-    "ablation": (_ablation, "ablation study", "消融实验"),
+    "ablation": (_ablation, "ablation study (make -C experiments ablation)",
+                 "消融实验（make -C experiments ablation）"),
     "ensemble": (_ensemble, "ensemble", "模型集成"),
-    "resnet": (None, "ResNet run (needs a GPU)", "ResNet（需要 GPU）"),
-    "gpu_runs": (_gpu_runs, "runs on a GPU", "GPU 上的运行"),
-    "seeds": (_seeds, "the reproduction with other seeds (make seeds)", "其他随机种子的复现（make seeds）"),
-    "init_seeds": (_init_seeds, "the reproduction over seeds with each initialisation (make gpu, "
-                   "make init-seeds, make all-data)",
-                   "各初始化方式在多个随机种子下的复现（make gpu、make init-seeds、make all-data）"),
+    "resnet": (None, "ResNet run (needs a GPU; make -C experiments resnet)",
+               "ResNet（需要 GPU；make -C experiments resnet）"),
+    "gpu_runs": (_gpu_runs, "runs on a GPU (make -C experiments gpu)", "GPU 上的运行（make -C experiments gpu）"),
+    "seeds": (_seeds, "the reproduction with other seeds (make -C experiments seeds)",
+              "其他随机种子的复现（make -C experiments seeds）"),
+    "init_seeds": (_init_seeds, "the reproduction over seeds with each initialisation (make -C "
+                   "experiments gpu, init-seeds, all-data)",
+                   "各初始化方式在多个随机种子下的复现（make -C experiments gpu、init-seeds、all-data）"),
 }  # fmt: skip
 
 

@@ -218,7 +218,7 @@ def test_full_build_writes_every_output(full):
         assert '<a href="report.pdf">PDF</a>' in full["html"]
     assert "QUICK" not in full["md"].splitlines()[0]
     assert full["md"].count("**Not run:**") == 1  # only the ResNet, which needs a GPU
-    assert "**Not run:** the ResNet (needs a GPU)" in full["md"]
+    assert "**Not run:** the ResNet (needs a GPU: `make -C experiments resnet`)" in full["md"]
 
 
 def test_every_figure_and_link_in_the_markdown_exists(built):
@@ -369,7 +369,7 @@ def test_tables_equal_the_metrics(built, lang):
 
 
 def test_the_reproduction_over_seeds_is_reported(full):
-    """The seeds' spread (metrics 'seeds', from torch_run.over_seeds) in the PyTorch section and
+    """The seeds' spread (metrics 'seeds', from experiments/summarise.py's over_seeds) in the PyTorch section and
     the conclusions, beside the original's mean over the same epochs, in both languages."""
     seeds = full["metrics"]["cnn-by-pytorch"]["seeds"]
     test, later = seeds["test_accuracy"], seeds["later_half"]
@@ -390,7 +390,7 @@ def test_the_reproduction_over_seeds_is_reported(full):
 
 
 def test_the_initialisations_over_seeds_are_reported(full):
-    """The metrics' 'init_seeds' (torch_run.seeds_by_init) as a table in the PyTorch section, a
+    """The metrics' 'init_seeds' (experiments/summarise.py's seeds_by_init) as a table in the PyTorch section, a
     row per initialisation and one for the original, what was left out below it; both languages."""
     by_init = full["metrics"]["cnn-by-pytorch"]["init_seeds"]
     theirs = statistics.fmean(original.TORCH_TEST_ACC[10:20])
@@ -416,22 +416,22 @@ def test_the_initialisations_over_seeds_are_reported(full):
     assert ("Our preset extends the marks to every layer, with zero biases (`init=he_xavier`); "
             "`init=as_marked` follows the table to the letter and leaves the other layers and every "
             "bias at PyTorch's defaults; `init=pytorch` keeps the defaults everywhere.") in md  # fmt: skip
-    assert ("`make gpu` trains the reproduction over seeds with `init=he_xavier` and "
+    assert ("`make -C experiments gpu` trains the reproduction over seeds with `init=he_xavier` and "
             "`init=pytorch` on a GPU (the step replayed") in md  # fmt: skip
-    assert ("`make init-seeds` trains the reproduction over seeds with `init=as_marked`, "
+    assert ("`make -C experiments init-seeds` trains the reproduction over seeds with `init=as_marked`, "
             "validation held out as in the notebook.") in md  # fmt: skip
-    assert "`make gpu` 在 GPU 上用多个随机种子训练复现，各组设置：`init=he_xavier`、`init=pytorch`（" in zh
-    assert "`make init-seeds` 像笔记本一样留出验证集，用多个随机种子训练复现，各组设置：`init=as_marked`。" in zh
+    assert "`make -C experiments gpu` 在 GPU 上用多个随机种子训练复现，各组设置：`init=he_xavier`、`init=pytorch`（" in zh
+    assert "`make -C experiments init-seeds` 像笔记本一样留出验证集，用多个随机种子训练复现，各组设置：`init=as_marked`。" in zh
     marked = by_init["groups"][2]["test_accuracy"]
     assert (f"; selected on validation as well, it gives {marked['mean']:.2%} ± "
             f"{100 * marked['std']:.2f} points over 4 seeds with `init=as_marked`; trained as the "
             "original was") in md  # the conclusions  # fmt: skip
     assert (f"；同样按验证集选择，`init=as_marked` 为 {marked['mean']:.2%} ± "
             f"{100 * marked['std']:.2f} 个百分点（4 个种子）；按原报告的方式训练") in zh  # fmt: skip
-    assert ("`make all-data` trains the reproduction as it did (`hold_out_validation=False`) over "
+    assert ("`make -C experiments all-data` trains the reproduction as it did (`hold_out_validation=False`) over "
             "seeds, with `init=he_xavier` and `init=pytorch`.") in md  # fmt: skip
     assert "the last epoch; the test set selects" in md
-    assert ("`make all-data` 按原报告的方式（`hold_out_validation=False`）用多个随机种子训练复现，各组设置："
+    assert ("`make -C experiments all-data` 按原报告的方式（`hold_out_validation=False`）用多个随机种子训练复现，各组设置："
             "`init=he_xavier`、`init=pytorch`。") in zh and "取最后一轮（测试集不参与选择）" in zh
     he_xavier, pytorch = (g["test_accuracy"] for g in by_init["groups"][3:])
     assert ("Trained as the original was, the reproduction's last epoch gives "
@@ -473,11 +473,11 @@ def test_gpu_groups_recorded_before_all_data_are_reported_as_held_out(tmp_path, 
                    damage=_only_gpu_groups_recorded_before_all_data)  # fmt: skip
     md, zh = " ".join(built["md"].split()), " ".join(built["zh"].split())
     assert len(tables(built["md"])["init-seeds"]) == 4  # header, two GPU groups, the original
-    assert "`make gpu` trains the reproduction over seeds with `init=he_xavier` and" in md
-    for absent in ("make all-data", "Trained as the original was", "trained as the original was",
-                   "hold_out_validation=False", "make init-seeds", "selected on validation as well"):  # fmt: skip
+    assert "`make -C experiments gpu` trains the reproduction over seeds with `init=he_xavier` and" in md
+    for absent in ("make -C experiments all-data", "Trained as the original was", "trained as the original was",
+                   "hold_out_validation=False", "make -C experiments init-seeds", "selected on validation as well"):  # fmt: skip
         assert absent not in md
-    for absent in ("make all-data", "按原报告的方式训练", "取最后一轮", "make init-seeds", "；同样按验证集选择"):
+    for absent in ("make -C experiments all-data", "按原报告的方式训练", "取最后一轮", "make -C experiments init-seeds", "；同样按验证集选择"):
         assert absent not in zh
 
 
@@ -519,10 +519,10 @@ def test_groups_without_a_gpu_are_reported_without_make_gpu(tmp_path, figure_cac
     md, zh = " ".join(built["md"].split()), " ".join(built["zh"].split())
     assert [row[0] for row in tables(built["md"])["init-seeds"][1:]] == [
         "`as_marked`", "`he_xavier`", "`pytorch`", "the original"]
-    assert ("keeps the defaults everywhere. `make init-seeds` trains the reproduction over seeds "
+    assert ("keeps the defaults everywhere. `make -C experiments init-seeds` trains the reproduction over seeds "
             "with `init=as_marked`, validation held out as in the notebook. The original also") in md
-    assert "所有层都用默认初始化。`make init-seeds` 像笔记本一样留出验证集" in zh
-    assert "make gpu" not in md.split("layer table marks")[1].split("<!-- table: init-seeds")[0]
+    assert "所有层都用默认初始化。`make -C experiments init-seeds` 像笔记本一样留出验证集" in zh
+    assert "make -C experiments gpu" not in md.split("layer table marks")[1].split("<!-- table: init-seeds")[0]
     assert "CUDA graph" not in zh.split("原报告的层表")[1].split("<!-- table: init-seeds")[0]
 
 
@@ -889,11 +889,11 @@ def test_every_note_is_in_both_languages(tmp_path, figure_cache):
         f"缺少输入：cnn-by-pytorch（improved）：在 {torch / 'logs/improved_train.log'} 找不到日志文件",
         "缺少输入：cnn-by-pytorch：metrics.json 中没有 'reproduction' 运行（原报告设置的复现）；"
         "标注为“未运行”",
-        "未运行：消融实验：cnn-by-pytorch/metrics.json 中 'ablation' 为 null",
-        "未运行：ResNet（需要 GPU）：cnn-by-pytorch/metrics.json 中 'resnet' 为 null",
-        "未运行：GPU 上的运行：cnn-by-pytorch/metrics.json 中 'gpu_runs' 为 null",
-        "未运行：其他随机种子的复现（make seeds）：cnn-by-pytorch/metrics.json 中 'seeds' 为 null",
-        "未运行：各初始化方式在多个随机种子下的复现（make gpu、make init-seeds、make all-data）："
+        "未运行：消融实验（make -C experiments ablation）：cnn-by-pytorch/metrics.json 中 'ablation' 为 null",
+        "未运行：ResNet（需要 GPU；make -C experiments resnet）：cnn-by-pytorch/metrics.json 中 'resnet' 为 null",
+        "未运行：GPU 上的运行（make -C experiments gpu）：cnn-by-pytorch/metrics.json 中 'gpu_runs' 为 null",
+        "未运行：其他随机种子的复现（make -C experiments seeds）：cnn-by-pytorch/metrics.json 中 'seeds' 为 null",
+        "未运行：各初始化方式在多个随机种子下的复现（make -C experiments gpu、init-seeds、all-data）："
         "cnn-by-pytorch/metrics.json 中 'init_seeds' 为 null",
     ]  # fmt: skip
     zh_notes = [n["zh"] for n in notes]
