@@ -847,7 +847,8 @@ def _robustness(path: Path, out: Path, notes: Notes) -> Robustness | None:
         clean, mean = full.loc[("clean", 0)], full.loc[("mean corrupted", "")]
         severities = corrupted.groupby(level=0, sort=False).size()
         table = Table("robustness", (
-            ["Corruption (severities)", *full.columns], ["损坏类型（强度数）", *full.columns]),
+            ["Test accuracy (%): corruption (severities)", *full.columns],
+            ["测试准确率 (%)：损坏类型（强度数）", *full.columns]),
             "l" + "r" * len(full.columns),
             [[Bi("clean", "干净图像"), *(pct(v) for v in clean)]]
             + [[f"`{c}` ({severities[c]})", *(pct(v) for v in row)] for c, row in per.iterrows()]
