@@ -211,14 +211,15 @@ class Model:
 
 
 Spread = make_dataclass("Spread", [("mean", float), ("std", float), ("min", float), ("max", float)])
-# The reproduction over seeds (make seeds), beside the original's later epochs.
+# The reproduction over seeds (make -C experiments seeds), beside the original's later epochs.
 Seeds = make_dataclass("Seeds", [("seeds", list), ("test", Spread), ("later", Spread), ("first_epoch", int),
                              ("last_epoch", int), ("original_later_half", "float | None")])
-# A group of torch_run.seeds_by_init (one initialisation over seeds), and the groups by origin.
+# A group of experiments/summarise.py's seeds_by_init (one initialisation over seeds), and the
+# groups by origin.
 InitGroup = make_dataclass("InitGroup", [("label", str), ("n", int), ("test", Spread),
                                      ("original_last_epoch", "float | None")])
 InitSeeds = make_dataclass("InitSeeds", [("graphed", list), ("held_out", list), ("all_data", list),
-                                     ("left_out", list), ("table", Table)])  # make gpu, init-seeds, all-data
+                                     ("left_out", list), ("table", Table)])  # make -C experiments gpu/init-seeds/all-data
 Ablation = make_dataclass("Ablation", [("epochs", int), ("hardware", str), ("table", Table), ("best", dict),
                                    ("baseline", "dict | None")])
 Ensemble = make_dataclass("Ensemble", [("members", int), ("test_accuracy", float),
@@ -226,7 +227,10 @@ Ensemble = make_dataclass("Ensemble", [("members", int), ("test_accuracy", float
 # times: the slowest and fastest full-length reproduction, timed alone
 GpuRuns = make_dataclass("GpuRuns", [("table", Table), ("times", "dict | None")])
 # settings: rounds, steps, warmup, threads (None where an older file lacks them)
-SpeedBench = make_dataclass("SpeedBench", [("settings", dict), ("table", Table), ("provenance", Provenance)])
+SpeedBench = make_dataclass("SpeedBench", [("settings", dict), ("table", Table), ("provenance", Provenance),
+                                       ("host", Bi), ("ratios", list), ("before", "BeforeAfter | None")])
+# A benchmark before and after the NumPy speed-up (NAME_before.json beside NAME.json).
+BeforeAfter = make_dataclass("BeforeAfter", [("table", Table), ("provenance", Provenance)])
 EpochBench = make_dataclass("EpochBench", [("ours", float), ("plain", float), ("ratio", float),
                                        ("settings", dict), ("provenance", Provenance)])
 # Our NumPy reproduction's seconds per step, beside the original's (original.NUMPY_SPEED).
@@ -234,9 +238,14 @@ OurSpeed = make_dataclass("OurSpeed", [("batch_size", int), ("steps", int), ("tr
                                    ("hardware", "str | None"), ("images_per_second", "float | None"),
                                    ("seconds_per_step", float), ("speedup", float)])
 # The per-layer profile (bench_layers.json) and the robustness experiment: figure, table, summary.
-LayerBench = make_dataclass("LayerBench", [("batch_size", int), ("figure", "str | None"), ("table", Table),
-                                       ("slowest", Bi), ("provenance", Provenance)])
-Robustness = make_dataclass("Robustness", [("figure", "str | None"), ("table", Table), ("worst", list)])
+LayerBench = make_dataclass("LayerBench", [("batch_size", int), ("host", Bi), ("figure", str),
+                                       ("table", Table), ("slower", list), ("faster", list),
+                                       ("numpy_ms", float), ("torch_ms", float),
+                                       ("before", "BeforeAfter | None"),
+                                       ("provenance", Provenance)])
+Robustness = make_dataclass("Robustness", [("figure", "str | None"), ("table", Table), ("gains", list),
+                                       ("test_images", int), ("sets", int), ("left_out", list),
+                                       ("seconds", "float | None"), ("provenance", Provenance)])
 Stage = make_dataclass("Stage", [("en", str), ("zh", str), ("seconds", float)])
 
 
@@ -502,15 +511,16 @@ _IMPLIED = ("hold_out_validation=False", "cuda_graphs=True")
 
 
 def _init_and_changes(group: dict) -> str:
-    """A group of torch_run.seeds_by_init named by its initialisation and whatever else it changes
-    from the reproduction, but for what its sentence says (_IMPLIED), e.g. 'init=he_xavier'."""
+    """A group of summarise.seeds_by_init (experiments/) named by its initialisation and whatever
+    else it changes from the reproduction, but for what its sentence says (_IMPLIED), e.g. 'init=he_xavier'."""
     changes = [change for change in group["description"].split(", ")
                if change != f"init={group['init']}" and change not in _IMPLIED]
     return ", ".join([f"init={group['init']}", *changes])
 
 
 def _replayed_as_graphs(group: dict) -> bool:
-    """Whether a group of torch_run.seeds_by_init replayed its steps as CUDA graphs (make gpu)."""
+    """Whether a group of summarise.seeds_by_init replayed its steps as CUDA graphs
+    (make -C experiments gpu)."""
     return "cuda_graphs=True" in group["description"].split(", ")
 
 
@@ -589,7 +599,7 @@ def _gpu_runs(g: dict) -> GpuRuns:
         "llrrrrrl", [[cell(r["name"]), cell(r["description"]), r["epochs"], r["selected_epoch"],
                       pct(r["val_accuracy"]), pct(r["test_accuracy"]), secs(r["train_seconds"]),
                       cell(r["hardware"])] for r in rows])  # fmt: skip
-    # the reproduction's full-length runs, each timed alone by gpu_runs.sh
+    # the reproduction's full-length runs, each timed alone by experiments/gpu_runs.sh
     alone = [r for r in rows if r.get("preset") == "reproduction"
              and r["epochs"] == len(original.TORCH_TEST_ACC)]  # fmt: skip
     times = None
@@ -601,14 +611,17 @@ def _gpu_runs(g: dict) -> GpuRuns:
 
 
 EXTRAS = {  # key in cnn-by-pytorch/metrics.json: (parse, what in English, in Chinese)
-    "ablation": (_ablation, "ablation study", "消融实验"),
+    "ablation": (_ablation, "ablation study (make -C experiments ablation)",
+                 "消融实验（make -C experiments ablation）"),
     "ensemble": (_ensemble, "ensemble", "模型集成"),
-    "resnet": (None, "ResNet run (needs a GPU)", "ResNet（需要 GPU）"),
-    "gpu_runs": (_gpu_runs, "runs on a GPU", "GPU 上的运行"),
-    "seeds": (_seeds, "the reproduction with other seeds (make seeds)", "其他随机种子的复现（make seeds）"),
-    "init_seeds": (_init_seeds, "the reproduction over seeds with each initialisation (make gpu, "
-                   "make init-seeds, make all-data)",
-                   "各初始化方式在多个随机种子下的复现（make gpu、make init-seeds、make all-data）"),
+    "resnet": (None, "ResNet run (needs a GPU; make -C experiments resnet)",
+               "ResNet（需要 GPU；make -C experiments resnet）"),
+    "gpu_runs": (_gpu_runs, "runs on a GPU (make -C experiments gpu)", "GPU 上的运行（make -C experiments gpu）"),
+    "seeds": (_seeds, "the reproduction with other seeds (make -C experiments seeds)",
+              "其他随机种子的复现（make -C experiments seeds）"),
+    "init_seeds": (_init_seeds, "the reproduction over seeds with each initialisation (make -C "
+                   "experiments gpu, init-seeds, all-data)",
+                   "各初始化方式在多个随机种子下的复现（make -C experiments gpu、init-seeds、all-data）"),
 }  # fmt: skip
 
 
@@ -635,7 +648,8 @@ def _extras(metrics: dict, folder: Path, out: Path, notes: Notes) -> dict:
 
 
 BENCH_COMMANDS = {name: f"python benchmarks/{name}.py --record benchmarks/{name}.json"
-                  for name in ("bench_lenet", "bench_epoch", "bench_layers")}  # fmt: skip
+                  for name in ("bench_lenet", "bench_epoch")}  # fmt: skip
+BENCH_COMMANDS["bench_layers"] = "python benchmarks/bench_lenet.py --profile --record benchmarks/bench_layers.json"
 
 
 def _read_optional(path: Path, notes: Notes, parse, what: tuple[str, str], how: tuple[str, str],
@@ -675,17 +689,31 @@ def _settings(data: dict, keys=("rounds", "steps", "warmup", "threads")) -> dict
     return {k: _number(data.get(k)) for k in keys}
 
 
-def _speed_bench(data: dict, prov: Provenance) -> SpeedBench:
-    """The speed benchmark's results, one row per batch size; settings an older file lacks: None."""
-    rows = sorted(data["results"].items(), key=lambda item: int(item[0]))
+def speed_frame(data: dict):
+    """``bench_lenet.json``'s results as a DataFrame: a row per batch size (ascending), columns
+    numpy, torch (images/s) and ratio (the median of the per-round NumPy/PyTorch ratios)."""
+    import pandas as pd
+
+    rows = {int(b): {"numpy": _number(r.get("numpy_images_per_s")), "torch": _number(r.get("torch_images_per_s")),
+                     "ratio": _number(r.get("ratio"))} for b, r in data["results"].items()}  # fmt: skip
     if not rows:
         raise ValueError("no results")
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
+
+
+def _speed_bench(data: dict, prov: Provenance, path: Path | None = None, notes: Notes | None = None) -> SpeedBench:
+    """The speed benchmark's results, one row per batch size; settings an older file lacks: None.
+    With ``path``: beside the same benchmark before the NumPy speed-up, when recorded."""
+    frame = speed_frame(data)
     table = Table("speed", (["Batch size", "NumPy images/s", "PyTorch images/s", "Ratio NumPy/PyTorch"],
                             ["批大小", "NumPy 图像/秒", "PyTorch 图像/秒", "比值 NumPy/PyTorch"]), "rrrr",
-                  [[int(b), secs(_number(r.get("numpy_images_per_s"))),
-                    secs(_number(r.get("torch_images_per_s"))), fixed(_number(r.get("ratio")), 3)]
-                   for b, r in rows])  # fmt: skip
-    return SpeedBench(_settings(data), table, prov)
+                  [[b, secs(r["numpy"]), secs(r["torch"]), fixed(r["ratio"], 3)] for b, r in frame.iterrows()])  # fmt: skip
+    before = path and _before(path, notes, "bench_lenet", speed_frame)
+    before = before and _before_after("speed/before-after", Bi("Batch size", "批大小"), " (images/s)", before, frame,
+                                    lambda c, v: fixed(v, 3) if c == "ratio" else secs(v))
+    settings = _settings(data)
+    return SpeedBench(settings, table, prov, _host(prov, settings["threads"]),
+                      [(b, r["ratio"]) for b, r in frame.iterrows() if not _missing(r["ratio"])], before)  # fmt: skip
 
 
 def _epoch_bench(data: dict, prov: Provenance) -> EpochBench:
@@ -697,74 +725,149 @@ def _epoch_bench(data: dict, prov: Provenance) -> EpochBench:
     return EpochBench(*row, _settings(data), prov)
 
 
-def read_layer_bench(path: Path):
-    """``benchmarks/bench_layers.json`` as a DataFrame: layer, implementation (numpy, torch),
-    forward_ms, backward_ms (per step), and the batch size. The one place that knows the file's
-    layout: ``{"batch_size": 128, "layers": [{"layer": "conv1", "numpy": {"forward_ms": ..,
-    "backward_ms": ..}, "torch": {...}}, ...], "provenance": {...}}``."""
+def layer_times(data: dict):
+    """A per-layer profile (``benchmarks/bench_layers.json``, written by ``bench_lenet.py
+    --profile --record``) as a DataFrame: a row per layer, columns (implementation, phase), ms
+    per step; and per layer each implementation's forward + backward. The one place that knows
+    the record's layout: ``{"threads", "results": {"batch", "cpu", "layers": {layer: {"numpy":
+    {"forward", "backward"}, "torch": {...}}}}, "provenance"}``."""
     import pandas as pd
 
-    data = read_json(path)
-    frame = pd.DataFrame([{"layer": row["layer"], "implementation": impl, **row[impl]}
-                          for row in data["layers"] for impl in ("numpy", "torch")],
-                         columns=["layer", "implementation", "forward_ms", "backward_ms"])  # fmt: skip
-    if frame.empty or frame[["forward_ms", "backward_ms"]].isna().any().any():
+    layers = data["results"]["layers"]
+    frame = pd.DataFrame({(impl, phase): [float(row[impl][phase]) for row in layers.values()]
+                          for impl in ("numpy", "torch") for phase in ("forward", "backward")},
+                         index=list(layers))  # fmt: skip
+    if frame.empty or frame.isna().any().any():
         raise ValueError("no layers, or a time is missing")
-    return frame, int(data["batch_size"])
+    return frame, frame.T.groupby(level=0, sort=False).sum().T
+
+
+def _bench_lenet():
+    """benchmarks/bench_lenet.py as a module (its plot_profile draws the per-layer figure)."""
+    from fashion_mnist.results import import_model_module
+
+    _pyplot()  # the Agg backend, before the benchmark imports pyplot
+    return import_model_module("benchmarks", "bench_lenet")
+
+
+def _host(prov: Provenance, threads) -> Bi:
+    """Where a benchmark ran: CPU, cores, BLAS/torch threads (the record's ``threads``)."""
+    cores = f", {prov.cpu_cores} cores" if prov.cpu_cores else ""
+    zh_cores = f"，{prov.cpu_cores} 核" if prov.cpu_cores else ""
+    return Bi(f"{cell(prov.cpu)}{cores}, {intc(threads)} BLAS/torch thread{'s' if threads != 1 else ''}",
+              f"{cell(prov.cpu)}{zh_cores}，BLAS/torch 线程数 {intc(threads)}")  # fmt: skip
+
+
+def _before(path: Path, notes: Notes, name: str, frame):
+    """``NAME_before.json`` beside ``path``, the benchmark ``name`` run on the code before the
+    NumPy speed-up: (``frame(data)``, its provenance), or None."""
+    return _bench(path.with_name(f"{path.stem}_before.json"), notes, name,
+                  lambda data, prov: (frame(data), prov),
+                  ("benchmark before the NumPy speed-up", "NumPy 提速前的基准测试"),
+                  ("its before/after table is left out", "省略提速前后对比表"), note_missing=False)  # fmt: skip
+
+
+# The columns of a before/after table: key, English, Chinese, digits.
+BEFORE_AFTER = {"numpy": ("NumPy", "NumPy"), "torch": ("PyTorch", "PyTorch"),
+                "ratio": ("ratio NumPy/PyTorch", "NumPy/PyTorch 比值")}  # fmt: skip
+
+
+def _before_after(id: str, first: Bi, unit: str, before: tuple, after, fmt, total: bool = False) -> BeforeAfter:
+    """Each row of ``after`` (a DataFrame) beside the same row of ``before`` ((DataFrame,
+    Provenance)), column by column (``BEFORE_AFTER``), each formatted by ``fmt(column, value)``;
+    a total row of the sums if ``total``."""
+    old, prov = before
+    keys = list(dict.fromkeys([*old.index, *after.index]))
+    cols = [c for c in BEFORE_AFTER if c in after.columns]
+    rows = [[cell(k), *(fmt(c, f[c].get(k)) for c in cols for f in (old, after))] for k in keys]
+    if total:
+        rows.append([Bi("**Total**", "**合计**"),
+                     *(f"**{fmt(c, f[c].sum())}**" for c in cols for f in (old, after))])  # fmt: skip
+    head = [(f"{BEFORE_AFTER[c][0]} {w}{unit * (c != 'ratio')}", f"{BEFORE_AFTER[c][1]} {z}{unit * (c != 'ratio')}")
+            for c in cols for w, z in (("before", "提速前"), ("after", "提速后"))]  # fmt: skip
+    return BeforeAfter(Table(id, ([first.en, *(h[0] for h in head)], [first.zh, *(h[1] for h in head)]),
+                             "l" + "r" * len(head), rows), prov)  # fmt: skip
 
 
 def _layer_bench(path: Path, out: Path, notes: Notes) -> LayerBench | None:
     def parse(data: dict, prov: Provenance) -> LayerBench:
-        frame, batch = read_layer_bench(path)
-        wide = frame.pivot(index="layer", columns="implementation", values=["forward_ms", "backward_ms"])
-        wide = wide.reindex(frame["layer"].drop_duplicates())
-        total = wide["forward_ms"] + wide["backward_ms"]
-        slowest = (total["numpy"] / total["torch"]).idxmax()
-        ratio = total["numpy"][slowest] / total["torch"][slowest]
+        frame, total = layer_times(data)
+        ratio = total["numpy"] / total["torch"]
         table = Table("layer-profile", (
             ["Layer", "NumPy forward (ms)", "NumPy backward (ms)", "PyTorch forward (ms)",
-             "PyTorch backward (ms)"],
-            ["层", "NumPy 前向 (ms)", "NumPy 反向 (ms)", "PyTorch 前向 (ms)", "PyTorch 反向 (ms)"]), "lrrrr",
-            [[cell(layer), *(fixed(wide[(p, i)][layer], 3) for i in ("numpy", "torch")
-                             for p in ("forward_ms", "backward_ms"))] for layer in wide.index])  # fmt: skip
-        figure = "figures/layer-profile.png" if _plot_layers(wide, out / "figures/layer-profile.png") else None
-        return LayerBench(batch, figure, table, Bi(f"{slowest} ({ratio:.1f} times PyTorch's time)",
-                                                   f"{slowest}（PyTorch 用时的 {ratio:.1f} 倍）"), prov)  # fmt: skip
+             "PyTorch backward (ms)", "Ratio NumPy/PyTorch"],
+            ["层", "NumPy 前向 (ms)", "NumPy 反向 (ms)", "PyTorch 前向 (ms)", "PyTorch 反向 (ms)",
+             "比值 NumPy/PyTorch"]), "lrrrrr",
+            [[cell(layer), *(fixed(v, 3) for v in row), fixed(ratio[layer], 2)]
+             for layer, row in frame.iterrows()]
+            + [[Bi("**Total**", "**合计**"), None, None, None, None,
+                f"**{fixed(total['numpy'].sum() / total['torch'].sum(), 2)}**"]])  # fmt: skip
+        figure = out / "figures" / "layer-profile.png"
+        _bench_lenet().plot_profile(path, figure)
+        slower, faster = ratio[ratio > 1].sort_values(ascending=False), ratio[ratio <= 1].sort_values()
+        before = _before(path, notes, "bench_layers", lambda d: layer_times(d)[1])
+        before = before and _before_after("layer-profile/before-after", Bi("Layer", "层"), " (ms)",
+                                          before, total, lambda _, v: fixed(v, 3), total=True)  # fmt: skip
+        return LayerBench(int(data["results"]["batch"]), _host(prov, data.get("threads")),
+                          "figures/layer-profile.png", table, [(x, slower[x]) for x in slower.index],
+                          [(x, faster[x]) for x in faster.index], total["numpy"].sum(),
+                          total["torch"].sum(), before, prov)  # fmt: skip
 
     return _bench(path, notes, "bench_layers", parse, ("per-layer profile", "逐层耗时剖析"),
                   ("the per-layer profile is left out", "省略逐层耗时剖析"), note_missing=False)  # fmt: skip
 
 
-def read_robustness(path: Path):
-    """``experiments/robustness/robustness.json`` as (DataFrame with columns model, corruption,
-    severity, accuracy; {model: clean accuracy}). The one place that knows the file's layout:
-    ``{"clean": {model: accuracy}, "results": [{"model", "corruption", "severity", "accuracy"}]}``."""
-    import pandas as pd
-
-    data = read_json(path)
-    frame = pd.DataFrame(data["results"], columns=["model", "corruption", "severity", "accuracy"])
-    if frame.empty or frame.isna().any().any():
-        raise ValueError("no results, or a result lacks a field")
-    return frame, {model: float(acc) for model, acc in data["clean"].items()}
+# The robustness experiment's models compared: the run trained with augmentation, its baseline.
+AUGMENTED = (
+    ("pytorch_improved", "pytorch_reproduction",
+     Bi("random shifts and flips, flip test-time augmentation", "随机平移与翻转，测试时翻转增强"),
+     Bi("no augmentation", "无数据增强")),
+    ("numpy_tuned", "numpy_reproduction", Bi("random 1-pixel shifts", "随机 1 像素平移"),
+     Bi("no augmentation", "无数据增强")),
+)  # fmt: skip
+Gain = make_dataclass("Gain", [("model", str), ("how", Bi), ("baseline", str), ("baseline_how", Bi),
+                               ("mean", float), ("baseline_mean", float), ("clean_gain", float),
+                               ("largest", "tuple[str, float]"), ("smallest", "tuple[str, float]")])
 
 
 def _robustness(path: Path, out: Path, notes: Notes) -> Robustness | None:
+    """``experiments/robustness/robustness.json`` through ``fashion_mnist.corruptions
+    .robustness_table`` (a row per corruption and severity, a column per model): per corruption
+    the mean over its severities, with clean and the mean over the corrupted sets."""
+
     def parse(p: Path) -> Robustness:
-        frame, clean = read_robustness(p)
-        severities = sorted(frame["severity"].unique())
-        wide = frame.pivot_table(index=["model", "corruption"], columns="severity", values="accuracy",
-                                 sort=False)  # fmt: skip
+        from fashion_mnist.corruptions import robustness_table
+
+        record = read_json(p)
+        full = robustness_table(record)
+        if full.empty or full.isna().any().any():
+            raise ValueError("no results, or a model lacks a corrupted set")
+        corrupted = full.drop(index=["clean", "mean corrupted"], level=0)
+        per = corrupted.groupby(level=0, sort=False).mean()
+        clean, mean = full.loc[("clean", 0)], full.loc[("mean corrupted", "")]
+        severities = corrupted.groupby(level=0, sort=False).size()
         table = Table("robustness", (
-            ["Model", "Corruption", "Clean (%)", *(f"Severity {s} (%)" for s in severities)],
-            ["模型", "损坏类型", "干净图像 (%)", *(f"强度 {s} (%)" for s in severities)]),
-            "ll" + "r" * (len(severities) + 1),
-            [[cell(m), cell(c), pct(clean.get(m)), *(pct(row.get(s)) for s in severities)]
-             for (m, c), row in wide.iterrows()])  # fmt: skip
-        worst = [{"model": m, **rows.loc[rows["accuracy"].idxmin()].to_dict(), "clean": clean.get(m)}
-                 for m, rows in frame.groupby("model", sort=False)]  # fmt: skip
+            ["Test accuracy (%): corruption (severities)", *full.columns],
+            ["测试准确率 (%)：损坏类型（强度数）", *full.columns]),
+            "l" + "r" * len(full.columns),
+            [[Bi("clean", "干净图像"), *(pct(v) for v in clean)]]
+            + [[f"`{c}` ({severities[c]})", *(pct(v) for v in row)] for c, row in per.iterrows()]
+            + [[Bi(f"**mean over the {len(corrupted)} corrupted sets**", f"**{len(corrupted)} 个损坏集的平均**"),
+                *(f"**{pct(v)}**" for v in mean)]])  # fmt: skip
+        labels = {key: model["label"] for key, model in record["models"].items()}
+        gains = []
+        for key, base, how, base_how in AUGMENTED:
+            if key in labels and base in labels:
+                a, b = labels[key], labels[base]
+                gain = (per[a] - per[b]).sort_values()
+                gains.append(Gain(a, how, b, base_how, mean[a], mean[b], clean[a] - clean[b],
+                                  (gain.index[-1], gain.iloc[-1]), (gain.index[0], gain.iloc[0])))  # fmt: skip
         figure = p.with_suffix(".png")
+        prov = Provenance(record.get("provenance") or {})
         return Robustness(_copy_figure(figure, out, "robustness.png") if figure.is_file() else None,
-                          table, worst)  # fmt: skip
+                          table, gains, int(record["test_images"]), len(corrupted),
+                          [f"{labels.get(x['model'], x['model'])}: {x['reason']}" for x in record.get("left_out") or []],
+                          prov.wall_seconds, prov)  # fmt: skip
 
     how = ("run `make -C experiments robustness`", "请运行 `make -C experiments robustness`")
     return _read_optional(path, notes, parse, ("robustness results", "鲁棒性实验结果"), how,
@@ -925,24 +1028,6 @@ def _plot_accuracy_ladder(entries: list[tuple[str, float, str]], path: Path) -> 
     return _finish(fig, path)
 
 
-def _plot_layers(wide, path: Path) -> bool:
-    """Per layer, forward + backward ms per step: NumPy's bar beside PyTorch's."""
-    import numpy as np
-
-    y = np.arange(len(wide.index))
-    fig, ax = _pyplot().subplots(figsize=(9, 0.45 * len(y) + 1.5))
-    for k, (impl, color) in enumerate((("numpy", "tab:blue"), ("torch", "tab:orange"))):
-        fwd, bwd = wide[("forward_ms", impl)], wide[("backward_ms", impl)]
-        ax.barh(y + 0.2 - 0.4 * k, fwd, 0.4, color=color, label=f"{impl} forward")
-        ax.barh(y + 0.2 - 0.4 * k, bwd, 0.4, left=fwd, color=color, alpha=0.5, label=f"{impl} backward")
-    ax.set_yticks(y, wide.index)
-    ax.invert_yaxis()
-    ax.set(xlabel="ms per step", title="Time per layer and step: NumPy against PyTorch")
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend()
-    return _finish(fig, path)
-
-
 # --- Notebooks, rendering, PDF ----------------------------------------------------------------
 
 
@@ -1087,7 +1172,7 @@ def read_inputs(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: 
             models[name], metrics[name] = _model(name, folder, out, notes)
         extras = _extras(metrics["cnn-by-pytorch"], folders["cnn-by-pytorch"], out, notes)
     bench = Path(bench)
-    speed = _bench(bench, notes, "bench_lenet", _speed_bench, ("speed benchmark results", "速度基准测试结果"),
+    speed = _bench(bench, notes, "bench_lenet", lambda data, prov: _speed_bench(data, prov, bench, notes), ("speed benchmark results", "速度基准测试结果"),
                    ("the speed section is marked 'not run'", "“训练速度”一节标注为“未运行”"))  # fmt: skip
     epoch = _bench(bench.parent / "bench_epoch.json", notes, "bench_epoch", _epoch_bench,
                    ("epoch benchmark results", "单轮训练基准测试结果"),
@@ -1109,6 +1194,7 @@ def read_inputs(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: 
             ladder.append(("ours: ResNet", extras["resnet"].test_accuracy, "ours"))
         if _plot_accuracy_ladder(ladder, out / "figures" / "accuracy-ladder.png"):
             figures["ladder"] = "figures/accuracy-ladder.png"
+    with timed("draw the per-layer profile (bench_lenet.plot_profile)", "绘制逐层耗时图"):
         layers = _layer_bench(bench.parent / "bench_layers.json", out, notes)
     with timed("export the executed notebooks to HTML (nbconvert)", "导出已执行的 notebook 为 HTML"):
         notebook_links = _export_notebooks(Path(notebooks), out, notes)

@@ -21,9 +21,13 @@ from pathlib import Path
 
 import pytest
 from report_fixtures import (
+    BEFORE_COMMIT,
+    BENCH_BEFORE,
+    BENCH_RESULTS,
     EPOCH_BENCH,
     HARDWARE,
     LAYER_BENCH,
+    LAYER_BENCH_BEFORE,
     ROBUSTNESS,
     make_fake_bench,
     make_fake_robustness,
@@ -218,7 +222,7 @@ def test_full_build_writes_every_output(full):
         assert '<a href="report.pdf">PDF</a>' in full["html"]
     assert "QUICK" not in full["md"].splitlines()[0]
     assert full["md"].count("**Not run:**") == 1  # only the ResNet, which needs a GPU
-    assert "**Not run:** the ResNet (needs a GPU)" in full["md"]
+    assert "**Not run:** the ResNet (needs a GPU: `make -C experiments resnet`)" in full["md"]
 
 
 def test_every_figure_and_link_in_the_markdown_exists(built):
@@ -369,7 +373,7 @@ def test_tables_equal_the_metrics(built, lang):
 
 
 def test_the_reproduction_over_seeds_is_reported(full):
-    """The seeds' spread (metrics 'seeds', from torch_run.over_seeds) in the PyTorch section and
+    """The seeds' spread (metrics 'seeds', from experiments/summarise.py's over_seeds) in the PyTorch section and
     the conclusions, beside the original's mean over the same epochs, in both languages."""
     seeds = full["metrics"]["cnn-by-pytorch"]["seeds"]
     test, later = seeds["test_accuracy"], seeds["later_half"]
@@ -390,7 +394,7 @@ def test_the_reproduction_over_seeds_is_reported(full):
 
 
 def test_the_initialisations_over_seeds_are_reported(full):
-    """The metrics' 'init_seeds' (torch_run.seeds_by_init) as a table in the PyTorch section, a
+    """The metrics' 'init_seeds' (experiments/summarise.py's seeds_by_init) as a table in the PyTorch section, a
     row per initialisation and one for the original, what was left out below it; both languages."""
     by_init = full["metrics"]["cnn-by-pytorch"]["init_seeds"]
     theirs = statistics.fmean(original.TORCH_TEST_ACC[10:20])
@@ -416,22 +420,22 @@ def test_the_initialisations_over_seeds_are_reported(full):
     assert ("Our preset extends the marks to every layer, with zero biases (`init=he_xavier`); "
             "`init=as_marked` follows the table to the letter and leaves the other layers and every "
             "bias at PyTorch's defaults; `init=pytorch` keeps the defaults everywhere.") in md  # fmt: skip
-    assert ("`make gpu` trains the reproduction over seeds with `init=he_xavier` and "
+    assert ("`make -C experiments gpu` trains the reproduction over seeds with `init=he_xavier` and "
             "`init=pytorch` on a GPU (the step replayed") in md  # fmt: skip
-    assert ("`make init-seeds` trains the reproduction over seeds with `init=as_marked`, "
+    assert ("`make -C experiments init-seeds` trains the reproduction over seeds with `init=as_marked`, "
             "validation held out as in the notebook.") in md  # fmt: skip
-    assert "`make gpu` 在 GPU 上用多个随机种子训练复现，各组设置：`init=he_xavier`、`init=pytorch`（" in zh
-    assert "`make init-seeds` 像笔记本一样留出验证集，用多个随机种子训练复现，各组设置：`init=as_marked`。" in zh
+    assert "`make -C experiments gpu` 在 GPU 上用多个随机种子训练复现，各组设置：`init=he_xavier`、`init=pytorch`（" in zh
+    assert "`make -C experiments init-seeds` 像笔记本一样留出验证集，用多个随机种子训练复现，各组设置：`init=as_marked`。" in zh
     marked = by_init["groups"][2]["test_accuracy"]
     assert (f"; selected on validation as well, it gives {marked['mean']:.2%} ± "
             f"{100 * marked['std']:.2f} points over 4 seeds with `init=as_marked`; trained as the "
             "original was") in md  # the conclusions  # fmt: skip
     assert (f"；同样按验证集选择，`init=as_marked` 为 {marked['mean']:.2%} ± "
             f"{100 * marked['std']:.2f} 个百分点（4 个种子）；按原报告的方式训练") in zh  # fmt: skip
-    assert ("`make all-data` trains the reproduction as it did (`hold_out_validation=False`) over "
+    assert ("`make -C experiments all-data` trains the reproduction as it did (`hold_out_validation=False`) over "
             "seeds, with `init=he_xavier` and `init=pytorch`.") in md  # fmt: skip
     assert "the last epoch; the test set selects" in md
-    assert ("`make all-data` 按原报告的方式（`hold_out_validation=False`）用多个随机种子训练复现，各组设置："
+    assert ("`make -C experiments all-data` 按原报告的方式（`hold_out_validation=False`）用多个随机种子训练复现，各组设置："
             "`init=he_xavier`、`init=pytorch`。") in zh and "取最后一轮（测试集不参与选择）" in zh
     he_xavier, pytorch = (g["test_accuracy"] for g in by_init["groups"][3:])
     assert ("Trained as the original was, the reproduction's last epoch gives "
@@ -473,11 +477,11 @@ def test_gpu_groups_recorded_before_all_data_are_reported_as_held_out(tmp_path, 
                    damage=_only_gpu_groups_recorded_before_all_data)  # fmt: skip
     md, zh = " ".join(built["md"].split()), " ".join(built["zh"].split())
     assert len(tables(built["md"])["init-seeds"]) == 4  # header, two GPU groups, the original
-    assert "`make gpu` trains the reproduction over seeds with `init=he_xavier` and" in md
-    for absent in ("make all-data", "Trained as the original was", "trained as the original was",
-                   "hold_out_validation=False", "make init-seeds", "selected on validation as well"):  # fmt: skip
+    assert "`make -C experiments gpu` trains the reproduction over seeds with `init=he_xavier` and" in md
+    for absent in ("make -C experiments all-data", "Trained as the original was", "trained as the original was",
+                   "hold_out_validation=False", "make -C experiments init-seeds", "selected on validation as well"):  # fmt: skip
         assert absent not in md
-    for absent in ("make all-data", "按原报告的方式训练", "取最后一轮", "make init-seeds", "；同样按验证集选择"):
+    for absent in ("make -C experiments all-data", "按原报告的方式训练", "取最后一轮", "make -C experiments init-seeds", "；同样按验证集选择"):
         assert absent not in zh
 
 
@@ -519,10 +523,10 @@ def test_groups_without_a_gpu_are_reported_without_make_gpu(tmp_path, figure_cac
     md, zh = " ".join(built["md"].split()), " ".join(built["zh"].split())
     assert [row[0] for row in tables(built["md"])["init-seeds"][1:]] == [
         "`as_marked`", "`he_xavier`", "`pytorch`", "the original"]
-    assert ("keeps the defaults everywhere. `make init-seeds` trains the reproduction over seeds "
+    assert ("keeps the defaults everywhere. `make -C experiments init-seeds` trains the reproduction over seeds "
             "with `init=as_marked`, validation held out as in the notebook. The original also") in md
-    assert "所有层都用默认初始化。`make init-seeds` 像笔记本一样留出验证集" in zh
-    assert "make gpu" not in md.split("layer table marks")[1].split("<!-- table: init-seeds")[0]
+    assert "所有层都用默认初始化。`make -C experiments init-seeds` 像笔记本一样留出验证集" in zh
+    assert "make -C experiments gpu" not in md.split("layer table marks")[1].split("<!-- table: init-seeds")[0]
     assert "CUDA graph" not in zh.split("原报告的层表")[1].split("<!-- table: init-seeds")[0]
 
 
@@ -889,11 +893,11 @@ def test_every_note_is_in_both_languages(tmp_path, figure_cache):
         f"缺少输入：cnn-by-pytorch（improved）：在 {torch / 'logs/improved_train.log'} 找不到日志文件",
         "缺少输入：cnn-by-pytorch：metrics.json 中没有 'reproduction' 运行（原报告设置的复现）；"
         "标注为“未运行”",
-        "未运行：消融实验：cnn-by-pytorch/metrics.json 中 'ablation' 为 null",
-        "未运行：ResNet（需要 GPU）：cnn-by-pytorch/metrics.json 中 'resnet' 为 null",
-        "未运行：GPU 上的运行：cnn-by-pytorch/metrics.json 中 'gpu_runs' 为 null",
-        "未运行：其他随机种子的复现（make seeds）：cnn-by-pytorch/metrics.json 中 'seeds' 为 null",
-        "未运行：各初始化方式在多个随机种子下的复现（make gpu、make init-seeds、make all-data）："
+        "未运行：消融实验（make -C experiments ablation）：cnn-by-pytorch/metrics.json 中 'ablation' 为 null",
+        "未运行：ResNet（需要 GPU；make -C experiments resnet）：cnn-by-pytorch/metrics.json 中 'resnet' 为 null",
+        "未运行：GPU 上的运行（make -C experiments gpu）：cnn-by-pytorch/metrics.json 中 'gpu_runs' 为 null",
+        "未运行：其他随机种子的复现（make -C experiments seeds）：cnn-by-pytorch/metrics.json 中 'seeds' 为 null",
+        "未运行：各初始化方式在多个随机种子下的复现（make -C experiments gpu、init-seeds、all-data）："
         "cnn-by-pytorch/metrics.json 中 'init_seeds' 为 null",
     ]  # fmt: skip
     zh_notes = [n["zh"] for n in notes]
@@ -1111,46 +1115,132 @@ def test_a_resumed_run_gives_no_training_time(tmp_path, figure_cache):
     assert [r[4] for r in readme_rows(built["readme"])[:4]] == ["5.4 min", "resumed", "resumed", "75.5 s"]
 
 
-def test_the_layer_profile_and_robustness_are_reported(full):
-    """bench_layers.json beside the speed benchmark and robustness.json: their tables equal the
-    files, their figures are in the report, in both languages."""
+def test_the_layer_profile_is_reported(full):
+    """bench_layers.json (bench_lenet.py --profile) beside the speed benchmark: its table equals
+    the record, its figure is drawn by bench_lenet.plot_profile, and the sentence names the layers
+    where NumPy is slower and faster, with the host and thread count, in both languages."""
+    layers = LAYER_BENCH["results"]["layers"]
+    total = {x: {i: sum(row[i].values()) for i in ("numpy", "torch")} for x, row in layers.items()}
+    ratio = {x: v["numpy"] / v["torch"] for x, v in total.items()}
+    for lang in ("md", "zh"):
+        rows = tables(full[lang])["layer-profile"][1:]
+        assert [r[0] for r in rows[:-1]] == list(layers)
+        for row, (name, layer) in zip(rows, layers.items(), strict=False):
+            times = [layer[i][p] for i in ("numpy", "torch") for p in ("forward", "backward")]
+            assert [float(c) for c in row[1:5]] == times and row[5] == f"{ratio[name]:.2f}"
+        assert "figures/layer-profile.png" in full[lang] and (full["out"] / "figures/layer-profile.png").is_file()
+    md, zh = (" ".join(full[k].split()) for k in ("md", "zh"))
+    slower = sorted((x for x in ratio if ratio[x] > 1), key=ratio.get, reverse=True)
+    assert ("NumPy is slower than PyTorch in " + ", ".join(
+        f"`{x}` ({ratio[x]:.2f} times PyTorch's time)" for x in slower[:-1])
+        + f" and `{slower[-1]}` ({ratio[slower[-1]]:.2f} times PyTorch's time);") in md  # fmt: skip
+    assert "it is faster in `fc1` (0.50)." in md and "NumPy 更快的层：`fc1`（0.50）。" in zh
+    assert f"`{slower[0]}`（PyTorch 用时的 {ratio[slower[0]]:.2f} 倍）" in zh
+    assert "on Bench CPU @ 3.1GHz, 2 cores, 3 BLAS/torch threads, at commit `fedcba987654`" in md
+    assert "测量环境：Bench CPU @ 3.1GHz，2 核，BLAS/torch 线程数 3，提交 `fedcba987654`" in zh
+    numpy_ms = sum(v["numpy"] for v in total.values())
+    assert f"A whole step of the layers takes {numpy_ms:.2f} ms in NumPy" in md
+
+
+def test_the_benchmarks_before_the_speed_up_are_beside_them(full):
+    """bench_lenet_before.json and bench_layers_before.json: before/after tables of images/s and
+    ratio per batch size, and of each layer's time, each with its commit and CPU."""
     for lang in ("md", "zh"):
         t = tables(full[lang])
-        rows = t["layer-profile"][1:]
-        assert [r[0] for r in rows] == [layer["layer"] for layer in LAYER_BENCH["layers"]]
-        for row, layer in zip(rows, LAYER_BENCH["layers"], strict=True):
-            times = [layer[i][p] for i in ("numpy", "torch") for p in ("forward_ms", "backward_ms")]
-            assert [float(c) for c in row[1:]] == times
-        rows = t["robustness"][1:]
-        assert len(rows) == 4 and rows[0][:3] == ["cnn-by-myself", "gaussian_noise", "91.33"]
-        results = {(r["model"], r["corruption"], r["severity"]): r["accuracy"] for r in ROBUSTNESS["results"]}
+        rows = t["speed/before-after"][1:]
+        assert [int(r[0]) for r in rows] == sorted(int(b) for b in BENCH_RESULTS)
         for row in rows:
-            assert [num(c) for c in row[3:]] == [pct(results[row[0], row[1], s]) for s in (1, 2, 3)]
-        for figure in ("figures/layer-profile.png", "figures/robustness.png"):
-            assert f"]({figure})" in full[lang] and (full["out"] / figure).is_file()
+            old, new = BENCH_BEFORE["results"][row[0]], BENCH_RESULTS[row[0]]
+            assert same(row[1], old["numpy_images_per_s"], tol=0.051) and same(row[2], new["numpy_images_per_s"], tol=0.051)
+            assert same(row[3], old["torch_images_per_s"], tol=0.051) and same(row[4], new["torch_images_per_s"], tol=0.051)
+            assert row[5:] == [f"{old['ratio']:.3f}", f"{new['ratio']:.3f}"]
+        rows = t["layer-profile/before-after"][1:]
+        for row, (name, layer) in zip(rows, LAYER_BENCH["results"]["layers"].items(), strict=False):
+            old = LAYER_BENCH_BEFORE["results"]["layers"][name]
+            assert row[0] == name and [float(c) for c in row[1:]] == [
+                sum(r[i].values()) for i in ("numpy", "torch") for r in (old, layer)]
+        assert rows[-1][0] in ("**Total**", "**合计**")
+        assert full[lang].count(f"`{BEFORE_COMMIT[:12]}`") == 2
+
+
+def _robustness_expected():
+    """From the fixture's rows directly: per model, each corruption's mean over its severities,
+    and the mean over every corrupted set."""
+    per, flat = {}, {}
+    for row in ROBUSTNESS["rows"]:
+        per.setdefault(row["model"], {}).setdefault(row["corruption"], []).append(row["accuracy"])
+        flat.setdefault(row["model"], []).append(row["accuracy"])
+    per = {m: {c: statistics.mean(v) for c, v in d.items()} for m, d in per.items()}
+    return per, {m: statistics.mean(v) for m, v in flat.items()}
+
+
+def test_robustness_is_reported(full):
+    """robustness.json (experiments/robustness/run.py's schema, read through
+    corruptions.robustness_table): the table per corruption, the figure, and what augmentation
+    bought computed from the record, with provenance and time, in both languages."""
+    per, mean = _robustness_expected()
+    keys = list(ROBUSTNESS["models"])
+    for lang in ("md", "zh"):
+        t = tables(full[lang])["robustness"]
+        assert t[0][1:] == [ROBUSTNESS["models"][k]["label"] for k in keys]
+        assert all(same_pct(c, ROBUSTNESS["models"][k]["clean_accuracy"]) for c, k in zip(t[1][1:], keys, strict=True))
+        for row, corruption in zip(t[2:-1], per[keys[0]], strict=True):
+            assert row[0].startswith(f"`{corruption}` (")
+            assert all(same(c, per[k][corruption], 100, 0.006) for c, k in zip(row[1:], keys, strict=True))
+        assert all(same(c.strip("*"), mean[k], 100, 0.006) for c, k in zip(t[-1][1:], keys, strict=True))
+        assert "figures/robustness.png" in full[lang] and (full["out"] / "figures/robustness.png").is_file()
     md, zh = (" ".join(full[k].split()) for k in ("md", "zh"))
-    assert "our NumPy code is slowest in pool1 (3.0 times PyTorch's time)" in md
-    assert "最慢的一层是 pool1（PyTorch 用时的 3.0 倍）" in zh
-    assert "cnn-by-myself, 67.33% on `gaussian_noise` at severity 3 (clean: 91.33%)" in md
-    assert "cnn-by-pytorch 在强度 3 的 `gaussian_noise` 上为 69.78%（干净图像：93.78%）" in zh
+    for better, base in (("pytorch_improved", "pytorch_reproduction"), ("numpy_tuned", "numpy_reproduction")):
+        gain = {c: per[better][c] - per[base][c] for c in per[better]}
+        largest, smallest = max(gain, key=gain.get), min(gain, key=gain.get)
+        a, b = ROBUSTNESS["models"][better]["label"], ROBUSTNESS["models"][base]["label"]
+        assert (f"{a} (" in md and f"keeps {100 * mean[better]:.2f}% on average over the corrupted sets, "
+                f"against {100 * mean[base]:.2f}% for {b} (no augmentation): "
+                f"{100 * (mean[better] - mean[base]):+.2f} points") in md  # fmt: skip
+        assert (f"largest on `{largest}` ({100 * gain[largest]:+.2f} points) and smallest on "
+                f"`{smallest}` ({100 * gain[smallest]:+.2f} points)") in md  # fmt: skip
+        assert f"差距最大的是 `{largest}`（{100 * gain[largest]:+.2f} 个百分点）" in zh
+    assert "largest on `hflip`" in md and "smallest on `gaussian_noise`" in md  # as the fixture made them
+    assert "Measured on Robust CPU (2 cores) at commit `abcdef012345`, in 27.4 min." in md
+    assert "测量环境：Robust CPU（2 核），提交 `abcdef012345`，用时 27.4 min。" in zh
+    assert "Left out: ResNet: not recorded in its metrics.json." not in md  # no label for it
+    assert "Left out: pytorch_resnet: not recorded in its metrics.json." in md
+
+
+def test_speed_is_stated_per_host_and_thread_count(full):
+    """Every speed statement names the host and the threads it was measured with; no general
+    claim. The README block states the per-host ratios as well."""
+    md, zh = (" ".join(full[k].split()) for k in ("md", "zh"))
+    ratios = sorted((int(b), r["ratio"]) for b, r in BENCH_RESULTS.items())
+    host = "Bench CPU @ 3.1GHz, 2 cores, 3 BLAS/torch threads"
+    assert (f"On {host}, NumPy trained {ratios[0][1]:.2f} times PyTorch's images/s at batch size "
+            f"{ratios[0][0]}, ") in md  # fmt: skip
+    assert f"on {host}." in md and "在 Bench CPU @ 3.1GHz，2 核，BLAS/torch 线程数 3 上" in zh
+    for text in (md, zh, full["readme"].read_text(encoding="utf-8")):
+        assert not re.search(r"as fast as|about as fast|as quick as|一样快", text, re.I)
+    block = " ".join(full["readme"].read_text(encoding="utf-8").split())
+    assert f"at batch size {ratios[-1][0]}, on {host} (commit `fedcba987654`)" in block
 
 
 def test_without_the_layer_profile_and_robustness_they_are_not_run(tmp_path, figure_cache):
     """Missing: a "not run yet" line in each language and no note; unreadable: a note as well."""
     built = _build(tmp_path, figure_cache, readme=False, notebooks=False, robustness=False,
                    bench="old")  # fmt: skip
-    assert "> **Not run:** the robustness experiment, not run yet (`make -C experiments robustness`)" in built["md"]
-    assert "> **未运行：** 鲁棒性实验，尚未运行（`make -C experiments robustness`）" in built["zh"]
+    assert ("> **Not run:** the robustness experiment, not run yet: `make -C experiments robustness` "
+            "(after `make run`)") in built["md"]  # fmt: skip
+    assert "> **未运行：** 鲁棒性实验，尚未运行：`make -C experiments robustness`（在 `make run` 之后）" in built["zh"]
     assert "> **Not run:** the per-layer profile: no `bench_layers.json` beside" in built["md"]
     assert "> **未运行：** 逐层耗时剖析：" in built["zh"]
     assert not [n for n in built["result"]["notes"] if "robustness" in n["en"] or "per-layer" in n["en"]]
     for text in (built["md"], built["zh"]):
-        assert "layer-profile" not in tables(text) and "robustness" not in tables(text)
+        for table in ("layer-profile", "robustness", "speed/before-after", "layer-profile/before-after"):
+            assert table not in tables(text)
     (tmp_path / "robustness").mkdir()
-    (tmp_path / "robustness" / "robustness.json").write_text('{"clean": {}}', encoding="utf-8")
+    (tmp_path / "robustness" / "robustness.json").write_text('{"models": {}}', encoding="utf-8")
     (tmp_path / "bench_layers.json").write_text("{ not json", encoding="utf-8")
     built = _build(tmp_path, figure_cache, readme=False, notebooks=False, robustness=False,
                    bench="old")  # fmt: skip
     notes = [n["en"] for n in built["result"]["notes"]]
     assert any(n.startswith(f"robustness results at {tmp_path / 'robustness'}") for n in notes)
     assert any(n.startswith(f"per-layer profile at {tmp_path / 'bench_layers.json'}") for n in notes)
+    assert any("bench_lenet.py --profile --record benchmarks/bench_layers.json" in n for n in notes)
