@@ -26,9 +26,9 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from fashion_mnist.memory import without_malloc_settings
+from fashion_mnist.results import import_model_module
 from fashion_mnist.runlog import alternate, benchmark_main, worker_result
 
 MODES = ("ours", "plain")
@@ -42,11 +42,8 @@ def synthetic(n: int, rng):
 
 
 def _torch_cnn():
-    """The PyTorch model's module, this checkout's, with the modules beside it importable."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cnn-by-pytorch"))
-    import torch_cnn
-
-    return torch_cnn
+    """The PyTorch model's module, this checkout's."""
+    return import_model_module("cnn-by-pytorch", "torch_cnn")
 
 
 def measure(mode: str, steps: int, warmup: int) -> dict:

@@ -30,19 +30,10 @@ running statistics, the optimizer's momentum buffers, the step, the RNG state an
 from __future__ import annotations
 
 import math
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
-
-# This folder is not a package (its name has a hyphen): make its modules importable however this
-# file was loaded (pytest's pythonpath, a notebook, fashion_mnist.results.import_model_module).
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-from layers import (  # noqa: E402
+from layers import (
     IMAGE_SIDE,
     NUM_CLASSES,
     SMALL_GEMM,
@@ -58,7 +49,7 @@ from layers import (  # noqa: E402
     softmax,
     to_input,
 )
-from training import (  # noqa: E402
+from training import (
     ORIGINAL,
     SCHEDULES,
     SGD,

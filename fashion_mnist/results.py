@@ -100,9 +100,13 @@ def model_code_lines(path: str | Path) -> int:
 
 def import_model_module(folder: str, name: str):
     """Import ``REPO_ROOT/folder/name.py`` (the model folders are not packages: their names have
-    hyphens), e.g. the NumPy model from the PyTorch notebook for the ensemble."""
+    hyphens), e.g. the NumPy model from the PyTorch notebook for the ensemble. The folder goes on
+    ``sys.path`` first, as in its notebook, so that the module imports the modules beside it."""
     if name in sys.modules:
         return sys.modules[name]
+    here = str(REPO_ROOT / folder)
+    if here not in sys.path:
+        sys.path.insert(0, here)
     spec = importlib.util.spec_from_file_location(name, REPO_ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -1197,10 +1197,11 @@ def test_robustness_is_reported(full):
         assert (f"{a} (" in md and f"keeps {100 * mean[better]:.2f}% on average over the corrupted sets, "
                 f"against {100 * mean[base]:.2f}% for {b} (no augmentation): "
                 f"{100 * (mean[better] - mean[base]):+.2f} points") in md  # fmt: skip
-        assert (f"largest on `{largest}` ({100 * gain[largest]:+.2f} points) and smallest on "
-                f"`{smallest}` ({100 * gain[smallest]:+.2f} points)") in md  # fmt: skip
-        assert f"差距最大的是 `{largest}`（{100 * gain[largest]:+.2f} 个百分点）" in zh
-    assert "largest on `hflip`" in md and "smallest on `gaussian_noise`" in md  # as the fixture made them
+        assert (f"runs from {100 * gain[smallest]:+.2f} points on `{smallest}` to "
+                f"{100 * gain[largest]:+.2f} points on `{largest}`") in md  # fmt: skip
+        assert (f"差值从 `{smallest}` 的 {100 * gain[smallest]:+.2f} 个百分点到 `{largest}` 的 "
+                f"{100 * gain[largest]:+.2f} 个百分点不等") in zh  # fmt: skip
+    assert "on `gaussian_noise` to" in md and "points on `hflip`." in md  # as the fixture made them
     assert "Measured on Robust CPU (2 cores) at commit `abcdef012345`, in 27.4 min." in md
     assert "测量环境：Robust CPU（2 核），提交 `abcdef012345`，用时 27.4 min。" in zh
     assert "Left out: ResNet: not recorded in its metrics.json." not in md  # no label for it
@@ -1213,13 +1214,15 @@ def test_speed_is_stated_per_host_and_thread_count(full):
     md, zh = (" ".join(full[k].split()) for k in ("md", "zh"))
     ratios = sorted((int(b), r["ratio"]) for b, r in BENCH_RESULTS.items())
     host = "Bench CPU @ 3.1GHz, 2 cores, 3 BLAS/torch threads"
-    assert (f"On {host}, NumPy trained {ratios[0][1]:.2f} times PyTorch's images/s at batch size "
-            f"{ratios[0][0]}, ") in md  # fmt: skip
+    listed = ", ".join(f"{x:.2f}" for _, x in ratios[:-1]) + f" and {ratios[-1][1]:.2f}"
+    sizes = ", ".join(str(b) for b, _ in ratios[:-1]) + f" and {ratios[-1][0]}"
+    assert (f"On {host}, NumPy trained at {listed} times PyTorch's images/s at batch sizes "
+            f"{sizes}.") in md  # fmt: skip
     assert f"on {host}." in md and "在 Bench CPU @ 3.1GHz，2 核，BLAS/torch 线程数 3 上" in zh
     for text in (md, zh, full["readme"].read_text(encoding="utf-8")):
         assert not re.search(r"as fast as|about as fast|as quick as|一样快", text, re.I)
     block = " ".join(full["readme"].read_text(encoding="utf-8").split())
-    assert f"at batch size {ratios[-1][0]}, on {host} (commit `fedcba987654`)" in block
+    assert f"at batch sizes {sizes}, on {host} (commit `fedcba987654`)" in block
 
 
 def test_without_the_layer_profile_and_robustness_they_are_not_run(tmp_path, figure_cache):

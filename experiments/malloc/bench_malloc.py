@@ -24,9 +24,9 @@ import resource
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from fashion_mnist.memory import keep_freed_memory, without_malloc_settings
+from fashion_mnist.results import import_model_module
 from fashion_mnist.runlog import alternate, benchmark_main, worker_result
 
 MODES = ("default", "kept")
@@ -34,11 +34,8 @@ EVAL_PER_TRAIN_IMAGE = 15_000 / 55_000  # an epoch: 55,000 trained, 5,000 + 10,0
 
 
 def _torch_cnn():
-    """The PyTorch model's module, this checkout's, with the modules beside it importable."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cnn-by-pytorch"))
-    import torch_cnn
-
-    return torch_cnn
+    """The PyTorch model's module, this checkout's."""
+    return import_model_module("cnn-by-pytorch", "torch_cnn")
 
 
 def measure(mode: str, steps: int, warmup: int) -> dict:
