@@ -1165,20 +1165,21 @@ def test_the_benchmarks_before_the_speed_up_are_beside_them(full):
 
 def _robustness_expected():
     """From the fixture's rows directly: per model, each corruption's mean over its severities,
-    and the mean over every corrupted set."""
+    the mean over every corrupted set, and each corruption's accuracies by severity."""
     per, flat = {}, {}
     for row in ROBUSTNESS["rows"]:
         per.setdefault(row["model"], {}).setdefault(row["corruption"], []).append(row["accuracy"])
         flat.setdefault(row["model"], []).append(row["accuracy"])
+    by_severity = per
     per = {m: {c: statistics.mean(v) for c, v in d.items()} for m, d in per.items()}
-    return per, {m: statistics.mean(v) for m, v in flat.items()}
+    return per, {m: statistics.mean(v) for m, v in flat.items()}, by_severity
 
 
 def test_robustness_is_reported(full):
     """robustness.json (experiments/robustness/run.py's schema, read through
     corruptions.robustness_table): the table per corruption, the figure, and what augmentation
     bought computed from the record, with provenance and time, in both languages."""
-    per, mean = _robustness_expected()
+    per, mean, by_severity = _robustness_expected()
     keys = list(ROBUSTNESS["models"])
     for lang in ("md", "zh"):
         t = tables(full[lang])["robustness"]
@@ -1186,7 +1187,9 @@ def test_robustness_is_reported(full):
         assert all(same_pct(c, ROBUSTNESS["models"][k]["clean_accuracy"]) for c, k in zip(t[1][1:], keys, strict=True))
         for row, corruption in zip(t[2:-1], per[keys[0]], strict=True):
             assert row[0].startswith(f"`{corruption}` (")
-            assert all(same(c, per[k][corruption], 100, 0.006) for c, k in zip(row[1:], keys, strict=True))
+            for cell, k in zip(row[1:], keys, strict=True):  # one value per severity, in order
+                assert [float(v) for v in cell.split("\u00a0/\u00a0")] == [
+                    round(100 * x, 1) for x in by_severity[k][corruption]]
         assert all(same(c.strip("*"), mean[k], 100, 0.006) for c, k in zip(t[-1][1:], keys, strict=True))
         assert "figures/robustness.png" in full[lang] and (full["out"] / "figures/robustness.png").is_file()
     md, zh = (" ".join(full[k].split()) for k in ("md", "zh"))
