@@ -22,7 +22,7 @@ back in every step. Every result names the CPU it was measured on.
 says: ``relu1/pool1`` is the ReLU and the max-pool after bn1 (in whichever order a version of
 the NumPy model has them), ``fc1`` is the Flatten, fc1 and its ReLU, ``fc2`` fc2 and its ReLU;
 ``loss`` is softmax cross-entropy, ``sgd`` the optimizer step. PyTorch's layers run one at a
-time, each on a detached copy of its input, so each pays an autograd call of its own: its column
+time, each on a detached view of its input, so each pays an autograd call of its own: its column
 adds up to a little more than a whole PyTorch step. :func:`plot_profile` draws a recorded
 profile (the report can call it with the JSON path).
 

@@ -19,8 +19,8 @@ NUM_CLASSES = 10
 
 # OpenBLAS (the BLAS in NumPy's wheels) multiplies a small product, M*N*K up to about 10^6, with a
 # kernel that reads the operands where they lie; above that it first packs them into its blocked
-# layout, which for conv1's thin (6 x 25) weights costs more than the multiply itself. Measured
-# for (6, 25) @ (25, n) on one thread: ~0.35 ms per 10^5 columns for n <= 6,666, ~2 ms at 7,168.
+# layout, which for conv1's thin (6 x 25) weights costs more than the multiply itself (the
+# per-layer profile of `make bench`, benchmarks/bench_layers.json, shows conv1 before and after).
 SMALL_GEMM = 10**6
 
 
@@ -82,7 +82,7 @@ class Conv2D(Layer):
         fan_in = in_channels * kernel_size * kernel_size
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.params["weights"] = (rng.standard_normal(shape) * np.sqrt(2 / fan_in)).astype(dtype)
-        self.params["bias"] = np.zeros((out_channels, 1), dtype=dtype)  # (F, 1): broadcasts on (F, M)
+        self.params["bias"] = np.zeros((out_channels, 1), dtype=dtype)  # (F, 1): the original's layout
 
     def describe(self):
         return (f"Conv2D {self.in_channels}->{self.out_channels}, {self.k}x{self.k}, "

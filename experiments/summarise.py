@@ -31,7 +31,7 @@ import torch_run  # noqa: E402
 from sweeps import PRESETS  # noqa: E402
 
 from fashion_mnist import original  # noqa: E402
-from fashion_mnist.files import read_json, write_json  # noqa: E402
+from fashion_mnist.files import read_json, repo_relative, write_json, write_text  # noqa: E402
 
 NOTEBOOK_METRICS = REPO_ROOT / "cnn-by-pytorch" / "metrics.json"
 
@@ -249,9 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         if stale:
             print(f"out of date: {', '.join(stale)}; run python experiments/summarise.py")
         return 1 if stale else 0
-    write_json(HERE / "summary.json", summary)
-    (HERE / "README.md").write_text(outputs[HERE / "README.md"], encoding="utf-8")
-    print(f"Wrote {HERE / 'summary.json'} and {HERE / 'README.md'}")
+    for path, made in outputs.items():  # each atomically: a reader never sees half a file
+        (write_json if path.suffix == ".json" else write_text)(path, made)
+    print(f"Wrote {' and '.join(repo_relative(path) for path in outputs)}")
     return 0
 
 

@@ -75,7 +75,7 @@ def open_image(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()  # decode now: a truncated file fails here, not later
-            return ImageOps.exif_transpose(image)  # a copy, usable once the file is closed
+            return image.copy()  # usable once the file is closed; flatten turns it upright
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can read (PNG, JPEG, WebP, ...)") from None
     except PermissionError:
@@ -191,8 +191,7 @@ def load_predictor(kind: str, path: Path, device: str = "cpu") -> Predictor:
         return lambda images: cnn.predict_proba(model, images)
     cnn = import_model_module("cnn-by-pytorch", "torch_cnn")
     model = cnn.load(path, device=device)  # evaluated as its run was: with flip TTA if it had it
-    return lambda images: cnn.predict_proba(model, images, batch_size=1000,
-                                            tta_flip=model.config.tta_flip)
+    return lambda images: cnn.predict_proba(model, images)
 
 
 def load_models(which: str = "both", run_dir: str | Path = REPO_ROOT

@@ -26,7 +26,7 @@ import numpy as np
 from fashion_mnist import REPO_ROOT, plots
 from fashion_mnist.corruptions import CORRUPTIONS, all_corruptions, corrupt, robustness_table
 from fashion_mnist.data import DEFAULT_DIR, ensure_dataset, load_mnist
-from fashion_mnist.files import write_json
+from fashion_mnist.files import repo_relative, write_json
 from fashion_mnist.predict import checkpoints, load_predictor
 from fashion_mnist.runlog import provenance
 
@@ -34,12 +34,6 @@ HERE = Path(__file__).resolve().parent
 LABELS = {"numpy_tuned": "NumPy tuned", "numpy_reproduction": "NumPy reproduction",
           "pytorch_reproduction": "PyTorch reproduction", "pytorch_improved": "PyTorch improved",
           "pytorch_resnet": "ResNet"}  # fmt: skip
-
-
-def shown(path: Path) -> str:
-    """``path`` relative to the repository when inside it (records stay machine-independent)."""
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def available_models(run_dir: Path, wanted: list[str] | None) -> tuple[dict, list[dict]]:
@@ -54,7 +48,7 @@ def available_models(run_dir: Path, wanted: list[str] | None) -> tuple[dict, lis
         elif checkpoint.path is None:
             reason = "recorded without a checkpoint (e.g. a GPU run recorded from its log)"
         elif not checkpoint.path.is_file():
-            reason = f"checkpoint {shown(checkpoint.path)} not found"
+            reason = f"checkpoint {repo_relative(checkpoint.path)} not found"
         else:
             models[name] = checkpoint
             continue
@@ -137,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         "question": "test accuracy of each trained model under common corruptions",
         "test_images": len(labels),
         "seed": args.seed,
-        "run_dir": shown(args.run_dir),
-        "models": {name: {"label": LABELS[name], "checkpoint": shown(c.path),
+        "run_dir": repo_relative(args.run_dir),
+        "models": {name: {"label": LABELS[name], "checkpoint": repo_relative(c.path),
                           "clean_accuracy": result["clean"][name],
                           "recorded_test_accuracy": c.test_accuracy}
                    for name, c in models.items()},  # fmt: skip
