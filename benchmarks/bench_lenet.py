@@ -50,7 +50,7 @@ from fashion_mnist.runlog import (
     alternate,
     benchmark_options,
     blas_threads,
-    hardware,
+    cpu,
     run_benchmark,
 )
 
@@ -187,7 +187,7 @@ def benchmark(batch_sizes, rounds: int, steps: int, warmup: int) -> dict:
         for b in batch_sizes:
             for impl in order:
                 per_round[b][impl].append(run_worker(impl, b, steps, warmup))
-    cpu = hardware()
+    processor = cpu()
     results = {}
     for b, runs in per_round.items():
         ratios = [n / t for n, t in zip(runs["numpy"], runs["torch"], strict=True)]
@@ -195,7 +195,7 @@ def benchmark(batch_sizes, rounds: int, steps: int, warmup: int) -> dict:
             "numpy_images_per_s": statistics.median(runs["numpy"]),
             "torch_images_per_s": statistics.median(runs["torch"]),
             "ratio": statistics.median(ratios),
-            "cpu": cpu,
+            "cpu": processor,
         }
     return results
 
@@ -287,7 +287,7 @@ def profile(batch: int, rounds: int, steps: int, warmup: int) -> dict:
     runs = alternate(IMPLS, rounds, lambda impl: run_worker(impl, batch, steps, warmup, True))
     layers = {row: {impl: {phase: statistics.median(r[row][phase] for r in runs[impl])
                            for phase in PHASES} for impl in IMPLS} for row in ROWS}
-    return {"batch": batch, "unit": "ms per step", "cpu": hardware(), "layers": layers}
+    return {"batch": batch, "unit": "ms per step", "cpu": cpu(), "layers": layers}
 
 
 def profile_table(results: dict) -> str:

@@ -217,9 +217,15 @@ def blas_threads() -> int | None:
     return max(threads, default=None)
 
 
+def cpu() -> str:
+    """The processor and its core count, e.g. 'AMD EPYC (2 cores)'."""
+    return f"{_cpu_model()} ({os.cpu_count()} cores)"
+
+
 def hardware() -> str:
-    """One line naming the hardware a result comes from, for tables."""
-    return _gpu_name() or f"{_cpu_model()} ({os.cpu_count()} cores)"
+    """One line naming the hardware a result comes from, for tables: the GPU's name when there
+    is one, else the CPU's."""
+    return _gpu_name() or cpu()
 
 
 def _count(minimum: int):
