@@ -23,8 +23,8 @@ says: ``relu1/pool1`` is the ReLU and the max-pool after bn1 (in whichever order
 the NumPy model has them), ``fc1`` is the Flatten, fc1 and its ReLU, ``fc2`` fc2 and its ReLU;
 ``loss`` is softmax cross-entropy, ``sgd`` the optimizer step. PyTorch's layers run one at a
 time, each on a detached view of its input, so each pays an autograd call of its own: its column
-adds up to a little more than a whole PyTorch step. :func:`plot_profile` draws a recorded
-profile (the report can call it with the JSON path).
+adds up to a little more than a whole PyTorch step. ``--plot JSON PNG`` draws a recorded profile
+(:func:`fashion_mnist.plots.plot_layer_profile`, which the report calls too).
 
 :func:`torch_lenet` builds the PyTorch twin from a NumPy model's weights; the tests use it to
 prove both compute the same function, so this benchmark compares like with like.
@@ -304,40 +304,6 @@ def profile_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_profile(json_path, path=None):
-    """A recorded profile (``--profile --record``) as grouped horizontal bars: per layer, NumPy
-    and PyTorch, each with its forward and backward stacked; saved when ``path`` is given."""
-    import matplotlib.pyplot as plt
-
-    from fashion_mnist import plots
-
-    data = read_json(json_path)
-    results = data["results"]
-    rows = list(results["layers"])
-    y = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.5))
-    shades = {"numpy": ("#1f77b4", "#aec7e8"), "torch": ("#d62728", "#ff9896")}
-    names = {"numpy": "NumPy", "torch": "PyTorch"}
-    for offset, impl in zip((-0.2, 0.2), IMPLS, strict=True):
-        fwd = np.array([results["layers"][row][impl]["forward"] for row in rows])
-        bwd = np.array([results["layers"][row][impl]["backward"] for row in rows])
-        ax.barh(y + offset, fwd, height=0.38, color=shades[impl][0],
-                label=f"{names[impl]} forward")
-        ax.barh(y + offset, bwd, left=fwd, height=0.38, color=shades[impl][1],
-                label=f"{names[impl]} backward")
-    ax.set_yticks(y, rows)
-    ax.invert_yaxis()  # the network's order, top to bottom
-    ax.set_xlabel("ms per training step")
-    commit = (data.get("provenance") or {}).get("git_commit") or "unknown commit"
-    ax.set_title(f"LeNet training step by layer, batch {results['batch']}\n"
-                 f"{results['cpu']}, {commit[:12]}", fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
-    if path is not None:
-        plots.save(fig, path)
-    plt.close(fig)
-    return fig
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     benchmark_options(parser, steps=300, warmup=20)
@@ -350,7 +316,10 @@ def main(argv=None) -> None:
     parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.plot:
-        plot_profile(*args.plot)
+        from fashion_mnist import plots  # matplotlib only here, not in the timed workers
+
+        json_path, png = args.plot
+        plots.plot_layer_profile(read_json(json_path), png)
         return
     batch_sizes = args.batch_sizes or ([PROFILE_BATCH] if args.profile else list(BATCH_SIZES))
     if args.profile and len(batch_sizes) != 1:

@@ -104,6 +104,29 @@ def plot_images(images, titles: Sequence[str], path=None, cols: int = 10, title:
     return _finish(fig, path)
 
 
+def plot_layer_profile(record: dict, path=None):
+    """A per-layer profile recorded by ``benchmarks/bench_lenet.py --profile`` as grouped
+    horizontal bars: per layer, NumPy and PyTorch, each with its forward and backward stacked."""
+    results = record["results"]
+    rows = list(results["layers"])
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.5))
+    sides = {"numpy": ("NumPy", "#1f77b4", "#aec7e8"), "torch": ("PyTorch", "#d62728", "#ff9896")}
+    for offset, (impl, (name, dark, light)) in zip((-0.2, 0.2), sides.items(), strict=True):
+        fwd = np.array([results["layers"][row][impl]["forward"] for row in rows])
+        bwd = np.array([results["layers"][row][impl]["backward"] for row in rows])
+        ax.barh(y + offset, fwd, height=0.38, color=dark, label=f"{name} forward")
+        ax.barh(y + offset, bwd, left=fwd, height=0.38, color=light, label=f"{name} backward")
+    ax.set_yticks(y, rows)
+    ax.invert_yaxis()  # the network's order, top to bottom
+    ax.set_xlabel("ms per training step")
+    commit = (record.get("provenance") or {}).get("git_commit") or "unknown commit"
+    ax.set_title(f"LeNet training step by layer, batch {results['batch']}\n"
+                 f"{results['cpu']}, {commit[:12]}", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    return _finish(fig, path)
+
+
 def plot_photo_predictions(photos, seen, probabilities, labels, path=None):
     """Each photo, the 28x28 image the model saw, and the model's top class beside the truth."""
     fig, axes = plt.subplots(2, len(photos), figsize=(1.6 * len(photos), 3.6), squeeze=False)

@@ -742,14 +742,6 @@ def layer_times(data: dict):
     return frame, frame.T.groupby(level=0, sort=False).sum().T
 
 
-def _bench_lenet():
-    """benchmarks/bench_lenet.py as a module (its plot_profile draws the per-layer figure)."""
-    from fashion_mnist.results import import_model_module
-
-    _pyplot()  # the Agg backend, before the benchmark imports pyplot
-    return import_model_module("benchmarks", "bench_lenet")
-
-
 def _host(prov: Provenance, threads) -> Bi:
     """Where a benchmark ran: CPU, cores, BLAS/torch threads (the record's ``threads``)."""
     cores = f", {prov.cpu_cores} cores" if prov.cpu_cores else ""
@@ -803,7 +795,10 @@ def _layer_bench(path: Path, out: Path, notes: Notes) -> LayerBench | None:
             + [[Bi("**Total**", "**合计**"), None, None, None, None,
                 f"**{fixed(total['numpy'].sum() / total['torch'].sum(), 2)}**"]])  # fmt: skip
         figure = out / "figures" / "layer-profile.png"
-        _bench_lenet().plot_profile(path, figure)
+        _pyplot()  # the Agg backend, before fashion_mnist.plots imports pyplot
+        from fashion_mnist.plots import plot_layer_profile
+
+        plot_layer_profile(data, figure)
         slower, faster = ratio[ratio > 1].sort_values(ascending=False), ratio[ratio <= 1].sort_values()
         before = _before(path, notes, "bench_layers", lambda d: layer_times(d)[1])
         before = before and _before_after("layer-profile/before-after", Bi("Layer", "层"), " (ms)",
@@ -1200,7 +1195,7 @@ def read_inputs(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: 
             ladder.append(("ours: ResNet", extras["resnet"].test_accuracy, "ours"))
         if _plot_accuracy_ladder(ladder, out / "figures" / "accuracy-ladder.png"):
             figures["ladder"] = "figures/accuracy-ladder.png"
-    with timed("draw the per-layer profile (bench_lenet.plot_profile)", "绘制逐层耗时图"):
+    with timed("draw the per-layer profile (plots.plot_layer_profile)", "绘制逐层耗时图"):
         layers = _layer_bench(bench.parent / "bench_layers.json", out, notes)
     with timed("export the executed notebooks to HTML (nbconvert)", "导出已执行的 notebook 为 HTML"):
         notebook_links = _export_notebooks(Path(notebooks), out, notes)

@@ -21,6 +21,8 @@ import reference_layers as ref
 from gradcheck import numerical_gradient as numerical_grad
 from gradcheck import relative_error as rel_error
 
+from fashion_mnist import plots
+
 torch = pytest.importorskip("torch")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -610,7 +612,7 @@ def test_layer_profile_smoke_and_figure(tmp_path):
         assert all(row[impl][phase] >= 0 for impl in ("numpy", "torch")
                    for phase in ("forward", "backward"))
     assert results["layers"]["conv1"]["numpy"]["forward"] > 0
-    _bench_module().plot_profile(record, figure)
+    plots.plot_layer_profile(json.loads(record.read_text()), figure)
     assert figure.read_bytes().startswith(b"\x89PNG")
 
 

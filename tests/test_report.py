@@ -1117,7 +1117,7 @@ def test_a_resumed_run_gives_no_training_time(tmp_path, figure_cache):
 
 def test_the_layer_profile_is_reported(full):
     """bench_layers.json (bench_lenet.py --profile) beside the speed benchmark: its table equals
-    the record, its figure is drawn by bench_lenet.plot_profile, and the sentence names the layers
+    the record, its figure is drawn by plots.plot_layer_profile, and the sentence names the layers
     where NumPy is slower and faster, with the host and thread count, in both languages."""
     layers = LAYER_BENCH["results"]["layers"]
     total = {x: {i: sum(row[i].values()) for i in ("numpy", "torch")} for x, row in layers.items()}
