@@ -43,7 +43,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from . import REPO_ROOT
 from .data import CLASS_NAMES, CLASS_NAMES_ZH, ROWS
-from .files import read_json
+from .files import read_json, repo_relative
 
 TOLERANCE = 0.05 * 255 * np.sqrt(3)  # 5% of the largest distance in RGB space
 MEDIAN_MIN_SIDE = 64  # smaller images are not de-speckled: a 3x3 median would erase thin parts
@@ -155,14 +155,25 @@ class Checkpoint:
     """A run recorded in a ``metrics.json``: which code loads it, and where its weights are."""
 
     kind: str  # "numpy" or "pytorch"
+    label: str  # how tables and figures name the run, e.g. "NumPy tuned"
     path: Path | None  # None: recorded without one (e.g. a GPU run recorded from its log)
     test_accuracy: float | None  # as the run recorded it
 
+    def missing(self) -> str | None:
+        """Why the weights cannot be loaded, or None when they can."""
+        if self.path is None:
+            return "recorded without a checkpoint (e.g. a GPU run recorded from its log)"
+        if not self.path.is_file():
+            return f"checkpoint {repo_relative(self.path)} not found"
+        return None
 
-# name: (kind, key of the run in the folder's metrics.json; None for the main run at the top)
-RUNS = {"numpy_tuned": ("numpy", None), "numpy_reproduction": ("numpy", "reproduction"),
-        "pytorch_improved": ("pytorch", None), "pytorch_reproduction": ("pytorch", "reproduction"),
-        "pytorch_resnet": ("pytorch", "resnet")}  # fmt: skip
+
+# name: (kind, key of the run in the folder's metrics.json (None for the main run at the top), label)
+RUNS = {"numpy_tuned": ("numpy", None, "NumPy tuned"),
+        "numpy_reproduction": ("numpy", "reproduction", "NumPy reproduction"),
+        "pytorch_improved": ("pytorch", None, "PyTorch improved"),
+        "pytorch_reproduction": ("pytorch", "reproduction", "PyTorch reproduction"),
+        "pytorch_resnet": ("pytorch", "resnet", "ResNet")}  # fmt: skip
 
 
 def checkpoints(run_dir: str | Path = REPO_ROOT) -> dict[str, Checkpoint]:
@@ -171,13 +182,13 @@ def checkpoints(run_dir: str | Path = REPO_ROOT) -> dict[str, Checkpoint]:
     at the top of each file, the others under their keys. The paths may not exist: checkpoints
     are not committed."""
     found = {}
-    for name, (kind, key) in RUNS.items():
+    for name, (kind, key, label) in RUNS.items():
         folder = Path(run_dir) / MODEL_FOLDERS[kind]
         metrics = read_json(folder / "metrics.json") if (folder / "metrics.json").is_file() else {}
         record = metrics.get(key) if key else metrics
         if isinstance(record, dict) and "checkpoint" in record:
             path = folder / record["checkpoint"] if record["checkpoint"] else None
-            found[name] = Checkpoint(kind, path, record.get("test_accuracy"))
+            found[name] = Checkpoint(kind, label, path, record.get("test_accuracy"))
     return found
 
 
@@ -202,12 +213,13 @@ def load_models(which: str = "both", run_dir: str | Path = REPO_ROOT
     for kind, name in (("numpy", "numpy_tuned"), ("pytorch", "pytorch_improved")):
         if which not in (kind, "both"):
             continue
-        path = recorded[name].path if name in recorded else None
-        if path is None or not path.is_file():
-            where = path or Path(run_dir) / MODEL_FOLDERS[kind] / "metrics.json"
-            missing.append(f"no trained {kind} model: {where} is missing")
+        checkpoint = recorded.get(name)
+        why = checkpoint.missing() if checkpoint else (
+            f"{Path(run_dir) / MODEL_FOLDERS[kind] / 'metrics.json'} records none")
+        if why:
+            missing.append(f"no trained {kind} model: {why}")
         else:
-            models[kind] = load_predictor(kind, path)
+            models[kind] = load_predictor(kind, checkpoint.path)
     if not models:
         raise NoModelError(f"{'; '.join(missing)}; {NO_MODEL_HINT}")
     return models, missing

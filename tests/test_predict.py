@@ -223,7 +223,7 @@ def test_recorded_but_deleted_checkpoint_names_the_file(tmp_path, capsys):
     write_json(folder / "metrics.json", {"checkpoint": "checkpoints/tuned/model_step7000.npz"})
     photo = saved(draw_trousers(), tmp_path / "t.png")
     assert predict.main([str(photo), "--model", "numpy", "--run-dir", str(tmp_path)]) == 2
-    assert "model_step7000.npz is missing" in capsys.readouterr().err
+    assert "model_step7000.npz not found" in capsys.readouterr().err
 
 
 # --- the round trip on real images ------------------------------------------------------------

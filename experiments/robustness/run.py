@@ -27,13 +27,11 @@ from fashion_mnist import REPO_ROOT, plots
 from fashion_mnist.corruptions import CORRUPTIONS, all_corruptions, corrupt, robustness_table
 from fashion_mnist.data import DEFAULT_DIR, ensure_dataset, load_mnist
 from fashion_mnist.files import repo_relative, write_json
-from fashion_mnist.predict import checkpoints, load_predictor
+from fashion_mnist.predict import RUNS, checkpoints, load_predictor
 from fashion_mnist.runlog import provenance
 
 HERE = Path(__file__).resolve().parent
-LABELS = {"numpy_tuned": "NumPy tuned", "numpy_reproduction": "NumPy reproduction",
-          "pytorch_reproduction": "PyTorch reproduction", "pytorch_improved": "PyTorch improved",
-          "pytorch_resnet": "ResNet"}  # fmt: skip
+LABELS = {name: label for name, (_, _, label) in RUNS.items()}
 
 
 def available_models(run_dir: Path, wanted: list[str] | None) -> tuple[dict, list[dict]]:
@@ -43,16 +41,11 @@ def available_models(run_dir: Path, wanted: list[str] | None) -> tuple[dict, lis
         if wanted and name not in wanted:
             continue
         checkpoint = recorded.get(name)
-        if checkpoint is None:
-            reason = "not recorded in its metrics.json"
-        elif checkpoint.path is None:
-            reason = "recorded without a checkpoint (e.g. a GPU run recorded from its log)"
-        elif not checkpoint.path.is_file():
-            reason = f"checkpoint {repo_relative(checkpoint.path)} not found"
+        reason = checkpoint.missing() if checkpoint else "not recorded in its metrics.json"
+        if reason:
+            left_out.append({"model": name, "reason": reason})
         else:
             models[name] = checkpoint
-            continue
-        left_out.append({"model": name, "reason": reason})
     return models, left_out
 
 
