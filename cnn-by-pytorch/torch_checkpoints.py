@@ -55,8 +55,10 @@ def save_checkpoint(out_dir: Path, config: Config, history: list[dict], model: n
         torch.save(checkpoint, f)
 
 
-def read_checkpoint(path, device="cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` (no arbitrary code) and check its layout."""
+def read_checkpoint(path, device="cpu", for_inference: bool = False) -> dict:
+    """Load a checkpoint with ``weights_only=True`` (no arbitrary code) and check its layout.
+    ``for_inference`` also reads a checkpoint written before the run chose its validation
+    (``_legacy_fields``), for its weights; resuming from one is refused."""
     path = Path(path)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
@@ -66,17 +68,50 @@ def read_checkpoint(path, device="cpu") -> dict:
         raise CheckpointError(
             f"{path}: cannot be read as a PyTorch checkpoint (truncated or corrupted?): {e}"
         ) from e
-    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
+    if (not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys()
+            or not isinstance(state["config"], dict)):  # fmt: skip
         found = sorted(state.keys()) if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(
             f"{path}: not a torch_cnn checkpoint: expected keys {sorted(CHECKPOINT_KEYS)}, "
             f"found {found}"
         )
+    fields = _current_fields(state["config"], path, for_inference)
     try:
-        state["config"] = Config(**state["config"])
+        state["config"] = Config(**fields)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: its config is not a torch_cnn Config: {e}") from e
     return state
+
+
+def _legacy_fields(config: dict) -> list[str]:
+    """The fields of an older Config among a checkpoint's: ``hold_out_validation`` (now the run's
+    choice, ``torch_run.run``'s ``validation``) and init 'he_xavier' (He and Xavier on every
+    layer, gone; no init at all before Config had one)."""
+    legacy = []
+    if "hold_out_validation" in config:
+        legacy.append(f"hold_out_validation={config['hold_out_validation']}")
+    if config.get("init", "he_xavier") == "he_xavier":
+        legacy.append(f"init={config.get('init', '(none)')}")
+    return legacy
+
+
+def _current_fields(config: dict, path, for_inference: bool) -> dict:
+    """A checkpoint's config fields as Config takes them now. Neither legacy field changes what
+    the trained weights compute, so for inference they go: the validation flag is dropped, and
+    the model is built with init 'pytorch' (any model takes it; the checkpoint's weights replace
+    the initial ones). Training cannot resume from such a checkpoint: its config is not one a run
+    could be trained with today."""
+    legacy = _legacy_fields(config)
+    if legacy and not for_inference:
+        raise CheckpointError(
+            f"{path}: its config has values Config no longer takes ({', '.join(legacy)}): "
+            "torch_cnn.load reads its weights for inference, but training cannot resume from "
+            "it; train afresh (resume=False or a new out_dir)"
+        )
+    fields = {k: v for k, v in config.items() if k != "hold_out_validation"}
+    if fields.get("init", "he_xavier") == "he_xavier":
+        fields["init"] = "pytorch"
+    return fields
 
 
 def load_weights(model: nn.Module, weights: dict, path, config: Config) -> None:

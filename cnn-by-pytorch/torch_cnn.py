@@ -200,10 +200,10 @@ def train(config: Config, train_images: np.ndarray, train_labels: np.ndarray,
 
     Each epoch trains on shuffled, augmented batches, evaluates validation and test (when given;
     test for reporting only), writes ``out_dir/checkpoints/model_epoch{N}.pt`` and calls
-    ``on_epoch(record)``. With ``resume`` it continues from the latest checkpoint, ending with the
+    ``on_epoch(record)``. Without validation images the last epoch is the selected one. With ``resume`` it continues from the latest checkpoint, ending with the
     weights an uninterrupted run would have (on the CPU). TensorBoard events go to
     ``tensorboard_dir`` (default ``out_dir/tensorboard``) when ``tensorboard`` is installed."""
-    device, out_dir = _check_inputs(config, val_images, device), Path(out_dir)
+    device, out_dir = torch.device(device) if device is not None else pick_device(), Path(out_dir)
     seed_everything(config.seed, config.deterministic)
     x_train, y_train = to_images(train_images, device), to_labels(train_labels, device)
     eval_sets = {name: (to_images(x, device), to_labels(y, device)) for name, x, y in
@@ -214,8 +214,8 @@ def train(config: Config, train_images: np.ndarray, train_labels: np.ndarray,
     optimizer = make_optimizer(config, model)
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, config.epochs * steps_per_epoch)
-    history = (_resume(out_dir, config, model, ema, optimizer, scheduler, steps_per_epoch, device)
-               if resume else [])  # fmt: skip
+    history = (_resume(out_dir, config, model, ema, optimizer, scheduler, steps_per_epoch, device,
+                       validating=val_images is not None) if resume else [])  # fmt: skip
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     def step(idx: torch.Tensor):
@@ -259,18 +259,6 @@ def train(config: Config, train_images: np.ndarray, train_labels: np.ndarray,
     return _summarise(history, out_dir, len(y_train), count_params(model), device)
 
 
-def _check_inputs(config: Config, val_images, device) -> torch.device:
-    """The device to train on (``pick_device`` when None), once the validation images are the
-    ones ``config`` asks for."""
-    if (val_images is None) == config.hold_out_validation:
-        raise ValueError(
-            f"Config.hold_out_validation={config.hold_out_validation} wants validation images "
-            f"{'given' if config.hold_out_validation else 'left out (None)'}: "
-            "torch_run.training_sets gives the right ones"
-        )
-    return torch.device(device) if device is not None else pick_device()
-
-
 def _epoch_record(epoch: int, config: Config, batches, losses, correct, scheduler) -> dict:
     """An epoch's training loss and accuracy, from each step's mean loss and correct count; a
     loss that is not finite stops the run (checked once per epoch: the rest of a bad epoch is
@@ -305,7 +293,7 @@ def _log_epoch(writer, record: dict, on_epoch) -> None:
 
 
 def held_out_validation(history: list[dict]) -> bool:
-    """Whether the run of these epoch records measured validation accuracy (its config held out
+    """Whether the run of these epoch records measured validation accuracy (it was given
     validation images)."""
     return any(r.get("val_acc") is not None for r in history)
 
@@ -319,9 +307,10 @@ def select_epoch(history: list[dict]) -> dict:
 
 
 def _resume(out_dir: Path, config: Config, model: nn.Module, ema, optimizer, scheduler,
-            steps_per_epoch: int, device: torch.device) -> list[dict]:  # fmt: skip
+            steps_per_epoch: int, device: torch.device, validating: bool) -> list[dict]:  # fmt: skip
     """Load the training state of the latest checkpoint in ``out_dir`` in place; return its
-    history (empty when there is no checkpoint)."""
+    history (empty when there is no checkpoint). The run resumed must have been ``validating``
+    (given validation images) as this one is."""
     path = latest_checkpoint(out_dir)
     if path is None:
         return []
@@ -331,6 +320,10 @@ def _resume(out_dir: Path, config: Config, model: nn.Module, ema, optimizer, sch
             f"{path}: written by another configuration; pass resume=False or use a new "
             f"out_dir (checkpoint: {state['config']}, now: {config})"
         )
+    if held_out_validation(state["history"]) != validating:
+        given = "given" if validating else "not given"
+        raise CheckpointError(f"{path}: resumed with validation images {given}, unlike the run "
+                              "that wrote it; pass the same sets, or resume=False")
     load_weights(model, state["model"], path, config)
     if ema is not None:
         load_weights(ema.model, state["ema"], path, config)
@@ -387,7 +380,7 @@ def load(path, device="cpu") -> nn.Module:
     """The model in a checkpoint, in eval mode; the EMA weights when it was trained with EMA
     (those are the ones evaluated). Its config is kept as ``model.config``: ``predict_proba``
     evaluates it as the run did."""
-    state = read_checkpoint(path, device)
+    state = read_checkpoint(path, device, for_inference=True)
     config = state["config"]
     model = build_model(config).to(device)
     load_weights(model, state["ema"] if config.ema else state["model"], path, config)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -14,16 +15,11 @@ class Config:
     """Everything a run depends on, as plain JSON-serialisable values."""
 
     model: str = "original"  # 'original' | 'se' | 'resnet'
-    # 'he_xavier': He-normal convolutions, Xavier-uniform linear layers, zero biases: the marks of
-    # the original's layer table extended to every layer. 'as_marked': He-normal on conv1 and
-    # Xavier-uniform on fc1, the two layers the original's table marks with an initialisation, the
-    # defaults elsewhere (original and SE networks only). 'pytorch': every layer's default.
-    # See build_model.
-    init: str = "he_xavier"
+    # 'as_marked': He-normal on conv1 and Xavier-uniform on fc1, the two layers the original's
+    # table marks with an initialisation, PyTorch's defaults elsewhere (the original and SE networks
+    # only: the ResNet has neither layer). 'pytorch': every layer's default. See build_model.
+    init: str = "as_marked"
     epochs: int = 20
-    # False trains on all 60,000 training images, as the original did, and keeps the last epoch:
-    # with no validation images held out there is nothing to select on (never the test set).
-    hold_out_validation: bool = True
     batch_size: int = 128
     optimizer: str = "adam"  # 'adam' | 'adamw' | 'sgd'
     lr: float = 1e-3  # the peak learning rate for 'onecycle'
@@ -57,7 +53,7 @@ class Config:
                 raise ValueError(f"Config.{name} must be {what}, got {getattr(self, name)!r}")
         if self.init == "as_marked" and self.model == "resnet":
             raise ValueError("Config.init 'as_marked' names the original network's conv1 and fc1; "
-                             "the ResNet has neither: use 'he_xavier' or 'pytorch'")
+                             "the ResNet has neither: use 'pytorch'")
         if self.cuda_graphs and (self.schedule == "onecycle" or self.cutmix):
             raise ValueError(
                 "Config.cuda_graphs needs schedule 'constant' or 'cosine' and cutmix=0: a captured "
@@ -81,7 +77,7 @@ def _number(value, least: float, below: float = math.inf, above_least: bool = Fa
 # with the words of the error message. bool is not an int here.
 _CHOICES = {
     "model": ("original", "se", "resnet"),
-    "init": ("he_xavier", "as_marked", "pytorch"),
+    "init": ("as_marked", "pytorch"),
     "optimizer": ("adam", "adamw", "sgd"),
     "schedule": ("constant", "cosine", "onecycle"),
 }
@@ -96,8 +92,7 @@ _RULES = {
     **{name: (lambda v: _number(v, 0.0, below=1.0), "a number in [0, 1)")
        for name in ("momentum", "label_smoothing", "erasing", "cutmix", "ema")},
     **{name: (lambda v: isinstance(v, bool), "True or False")
-       for name in ("hold_out_validation", "nesterov", "hflip", "tta_flip", "deterministic",
-                    "cuda_graphs")},
+       for name in ("nesterov", "hflip", "tta_flip", "deterministic", "cuda_graphs")},
 }  # fmt: skip
 
 
@@ -105,15 +100,19 @@ _RULES = {
 SPEED_ONLY_FIELDS = ("eval_batch_size",)
 
 
-def differences(config: Config, base: Config) -> list[str]:
+def differences(config: Config | Mapping, base: Config | Mapping) -> list[str]:
     """The fields in which ``config`` trains differently from ``base``, e.g. ['translate=2'];
-    empty when both train the same model (they may differ in SPEED_ONLY_FIELDS)."""
-    return [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
-            if getattr(config, f.name) != getattr(base, f.name)
-            and f.name not in SPEED_ONLY_FIELDS]  # fmt: skip
+    empty when both train the same model (they may differ in SPEED_ONLY_FIELDS). Either may be a
+    recorded run's fields as a dict (``experiments/summarise.py``): records keep values that
+    Config no longer takes."""
+    config, base = (c if isinstance(c, Mapping) else dataclasses.asdict(c) for c in (config, base))
+    return [f"{name}={value}" for name, value in config.items()
+            if value != base.get(name) and name not in SPEED_ONLY_FIELDS]  # fmt: skip
 
 
-# The original: Adam 1e-3, batch 128, 20 epochs, nothing else.
+# The original: Adam 1e-3, batch 128, 20 epochs, the initialisation its layer table marks, nothing
+# else. It trained on all 60,000 training images and kept its last epoch: torch_run.run(...,
+# validation=False) trains so.
 REPRODUCTION = Config()
 
 # Same network, at most 30 epochs. The measured reference (93.6%) used crop+flip+erasing, one-cycle
@@ -142,6 +141,7 @@ IMPROVED = dataclasses.replace(
 RESNET = dataclasses.replace(
     REPRODUCTION,
     model="resnet",
+    init="pytorch",  # 'as_marked' names the original's layers (BatchNorm follows every convolution)
     epochs=100,
     batch_size=256,
     optimizer="sgd",

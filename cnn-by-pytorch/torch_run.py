@@ -1,8 +1,9 @@
 """PyTorch runs end to end, as the notebook runs them: one configuration, the ablation, the ensemble.
 
-``run`` trains with the per-epoch log, selects the epoch with the best validation accuracy, or
-keeps the last when the configuration holds out no validation (the test set is only reported),
-evaluates it on test, draws its figures and returns the run's record for ``metrics.json``.
+``run`` trains with the per-epoch log, selects the epoch with the best validation accuracy (or,
+with ``validation=False``, trains on all the training images and keeps the last epoch, as the
+original did; the test set is only reported), evaluates it on test, draws its figures and returns
+the run's record for ``metrics.json``.
 ``recorded_experiments`` reads what the experiments shelf (``experiments/``: the runs over seeds,
 the GPU runs, the ablation and ResNet records) summarised, for the notebook to show beside its
 own runs; training them is ``experiments/``' business (``make -C experiments``).
@@ -32,11 +33,13 @@ from fashion_mnist.results import (
 from fashion_mnist.runlog import EPOCH_FIELDS, RunLog, hardware, provenance
 
 
-def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: bool = False,
-        device=None, title: str = "") -> dict:  # fmt: skip
+def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, *,
+        validation: bool = True, resume: bool = False, device=None, title: str = "") -> dict:
     """Train ``config`` into ``out`` (logs/, runs/NAME/checkpoints/, figures/); describe the run.
 
-    Without ``resume`` the run starts afresh, replacing this run's earlier checkpoints.
+    With ``validation`` it holds the validation split out and selects the epoch on it; without,
+    it trains on the training and validation splits together (``training_sets``) and keeps the
+    last epoch. Without ``resume`` the run starts afresh, replacing this run's earlier checkpoints.
     """
     title = title or name
     run_dir = out / "runs" / name
@@ -49,8 +52,9 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
     # the header of the code its first epochs were trained with.
     if start == 0 or not header_path(out, name).exists():
         write_json(header_path(out, name), {"config": dataclasses.asdict(config),
-                                             "hardware": hardware(), "provenance": provenance()})
-    train_images, train_labels, val_images, val_labels = training_sets(config, splits)
+                                             "validation": validation, "hardware": hardware(),
+                                             "provenance": provenance()})  # fmt: skip
+    train_images, train_labels, val_images, val_labels = training_sets(splits, validation)
     with RunLog(out / "logs", name, kind="epoch", flush_every=1, keep_until=start,
                 echo=True) as log:  # fmt: skip
         result = torch_cnn.train(
@@ -78,11 +82,11 @@ def run(name: str, config: torch_cnn.Config, splits: Splits, out: Path, resume: 
     }
 
 
-def training_sets(config: torch_cnn.Config, splits: Splits):
-    """(train images, train labels, validation images, validation labels) for ``config``: the
-    splits as they are, or, when it holds out no validation, all of the training images (the
-    original's 60,000) and None for validation."""
-    if config.hold_out_validation:
+def training_sets(splits: Splits, validation: bool):
+    """(train images, train labels, validation images, validation labels): the splits as they
+    are, or, without ``validation``, all of the training images (the original's 60,000; never the
+    test set) and None for validation."""
+    if validation:
         return splits.train_images, splits.train_labels, splits.val_images, splits.val_labels
     return (np.concatenate([splits.train_images, splits.val_images]),
             np.concatenate([splits.train_labels, splits.val_labels]), None, None)  # fmt: skip
@@ -91,8 +95,8 @@ def training_sets(config: torch_cnn.Config, splits: Splits):
 def from_history(name: str, title: str, config: torch_cnn.Config, model, history: list[dict],
                   n_train: int, out: Path) -> dict:  # fmt: skip
     """What a run's per-epoch history says of it (``torch_cnn.run_summary``: the selected epoch,
-    its test accuracy as measured then, times), the curves figure (drawn here), and the network's
-    size."""
+    its test accuracy as measured then, times; ``validation``: whether it was selected on
+    validation or is the last), the curves figure (drawn here), and the network's size."""
     summary = torch_cnn.run_summary(history, n_train)
     curves = out / "figures" / f"{name}_curves.png"
     plots.plot_epoch_curves(history, curves, title=f"{title}: per epoch")
@@ -101,6 +105,7 @@ def from_history(name: str, title: str, config: torch_cnn.Config, model, history
         "params": torch_cnn.count_params(model),
         "layers": torch_cnn.summary_rows(model),
         "config": dataclasses.asdict(config),
+        "validation": torch_cnn.held_out_validation(history),
         "selected_epoch": summary["selected_epoch"],
         "val_accuracy": summary["val_accuracy"],
         "test_accuracy": summary["test_accuracy"],
@@ -159,8 +164,9 @@ def versus_original(
             f"(epoch {run_record['selected_epoch']}).")  # fmt: skip
 
 
-def describe(config: torch_cnn.Config, base: torch_cnn.Config) -> str:
-    """What a configuration changes relative to ``base``, e.g. 'translate=2'."""
+def describe(config: torch_cnn.Config | dict, base: torch_cnn.Config | dict) -> str:
+    """What a configuration (or a recorded one's fields) changes relative to ``base``, e.g.
+    'translate=2'."""
     return ", ".join(torch_cnn.differences(config, base)) or "the reproduction configuration"
 
 

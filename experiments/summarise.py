@@ -6,87 +6,112 @@ metrics.json the report), and this folder's README.md, its tables rendered from 
 
 ``summary.json`` holds, under metrics.json's keys, what the notebook records of the experiments:
 ``seeds`` (the reproduction over seeds, ``over_seeds``), ``init_seeds`` (over seeds with each
-initialisation, ``seeds_by_init``), ``gpu_runs`` (``recorded_runs``), ``ablation`` and ``resnet``
-(their records as written); ``display``, the tables as the notebook shows them; and ``malloc``,
-the allocator benchmark's results. Seed 0 of ``seeds`` is the reproduction the notebook recorded
-last (``cnn-by-pytorch/metrics.json``): run this again after a full notebook run.
+initialisation, with or without validation, ``seeds_by_init``), ``gpu_runs`` (``recorded_runs``),
+``ablation`` and ``resnet`` (their records as written); ``display``, the tables as the notebook
+shows them; and ``malloc``, the allocator benchmark's results. Seed 0 of ``seeds`` is the
+reproduction the notebook recorded last (``cnn-by-pytorch/metrics.json``): run this again after a
+full notebook run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 from pathlib import Path
 
+import _paths  # noqa: F401 -- the reading path's modules, this checkout's
 import jinja2
+import torch_cnn
+import torch_run
+from sweeps import PRESETS
+
+from fashion_mnist import original
+from fashion_mnist.files import read_json, repo_relative, write_json, write_text
 
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parent
-# The reading path's modules, this checkout's (cnn-by-pytorch/ is a folder, not a package).
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "cnn-by-pytorch")]
+NOTEBOOK_METRICS = _paths.REPO_ROOT / "cnn-by-pytorch" / "metrics.json"
 
-import torch_cnn  # noqa: E402
-import torch_run  # noqa: E402
-from sweeps import PRESETS  # noqa: E402
+# Records are history, read as they were written, never through Config, whose choices have moved
+# on. A field a record lacks had not been added when it was written: its run trained as Config's
+# default says now, but for the initialisation: before Config.init, He or Xavier on every layer
+# ('he_xavier', since gone).
+_UNRECORDED = {**dataclasses.asdict(torch_cnn.Config()), "init": "he_xavier"}
 
-from fashion_mnist import original  # noqa: E402
-from fashion_mnist.files import read_json, repo_relative, write_json, write_text  # noqa: E402
 
-NOTEBOOK_METRICS = REPO_ROOT / "cnn-by-pytorch" / "metrics.json"
+def trained_with(run_record: dict) -> dict:
+    """How a recorded run trained: its config's fields, and ``validation``, whether it held out
+    the validation split and selected its epoch on it (torch_run.run's ``validation``; until the
+    run decided, the config's ``hold_out_validation``)."""
+    config = dict(run_record["config"])
+    held_out = config.pop("hold_out_validation", True)
+    return {**_UNRECORDED, **config, "validation": run_record.get("validation", held_out)}
+
+
+def as_trained(preset: torch_cnn.Config) -> dict:
+    """``preset`` trained by torch_run.run with its default, validation held out, in
+    ``trained_with``'s terms."""
+    return {**dataclasses.asdict(preset), "validation": True}
+
+
+def _but_seed(fields: dict, base: dict) -> list[str]:
+    """What a run trained with ``fields`` changes from ``base``, the seed aside."""
+    return torch_cnn.differences({**fields, "seed": base["seed"]}, base)
 
 
 def over_seeds(reproduction: dict, folder: Path) -> dict | None:
-    """The reproduction beside the runs recorded in ``folder`` (``make -C experiments seeds``)
-    that were trained the same way but for the seed: a row per seed, and the spread (mean, sample standard deviation,
-    extremes) of the test accuracy at the validation-selected epoch and of the mean test accuracy
-    over the later half of the epochs. Runs trained otherwise, or with a seed already shown, are
-    named in ``left_out``. None when no other seed is recorded."""
-    base = torch_cnn.Config(**reproduction["config"])
-    runs, left_out = {base.seed: reproduction}, []
-    for path, run_record, config in _recorded_in(folder):
-        differing = [d for d in torch_cnn.differences(config, base) if not d.startswith("seed=")]
-        if differing or config.seed in runs:
-            why = f"trained with {', '.join(differing)}" if differing else f"seed {config.seed} again"
-            left_out.append(f"{path.name} ({why})")
+    """The reproduction beside the runs recorded in ``folder`` that were trained the same way but
+    for the seed: a row per seed, and the spread (mean, sample standard deviation, extremes) of
+    the test accuracy at the selected epoch (on validation, or the last) and of the mean test
+    accuracy over the later half of the epochs. A run with a seed already shown is named in
+    ``left_out``; runs trained otherwise belong to other experiments (``seeds_by_init``). None when
+    no other seed is recorded."""
+    base = trained_with(reproduction)
+    runs, left_out = {base["seed"]: reproduction}, []
+    for path, run_record, fields in _recorded_in(folder):
+        if _but_seed(fields, base):
+            continue
+        if fields["seed"] in runs:
+            left_out.append(f"{path.name} (seed {fields['seed']} again)")
         else:
-            runs[config.seed] = run_record
+            runs[fields["seed"]] = run_record
     if len(runs) < 2:
         return None
-    return {"folder": folder.name, **_spread_over_seeds(runs, base.epochs), "left_out": left_out}
+    return {"folder": folder.name, "validation": base["validation"],
+            **_spread_over_seeds(runs, base["epochs"]), "left_out": left_out}  # fmt: skip
 
 
 def seeds_by_init(*folders: Path) -> dict | None:
-    """The runs recorded in ``folders`` (gpu_runs.sh and ``make -C experiments init-seeds``: the
-    reproduction over seeds with each initialisation; ``all-data``: trained on all 60,000
-    images) in groups trained alike but for the seed, in folder then file-name order: each group's initialisation,
-    what it changes from the reproduction preset, and its spread over the seeds as ``over_seeds``
-    gives it (at the last epoch for runs that held out no validation). Named in ``left_out``: a
-    seed recorded twice in a group, a run with no other seed trained alike, and groups of another
-    length than the first. None when no group has two seeds."""
+    """The runs recorded in ``folders`` (``make -C experiments seeds``, gpu_runs.sh, and the
+    records of earlier targets) in groups trained alike but for the seed, in folder then
+    file-name order: each group's initialisation, whether it held out validation, what it changes
+    from the reproduction preset trained with validation held out, and its spread over the seeds
+    as ``over_seeds`` gives it. Named in ``left_out``: a seed recorded twice in a group, a run
+    with no other seed trained alike, and groups of another length than the first. None when no
+    group has two seeds."""
     groups, left_out = {}, []
-    recorded = [run for folder in folders for run in _recorded_in(folder)]
-    for path, run_record, config in recorded:
-        trained_as = tuple(d for d in torch_cnn.differences(config, torch_cnn.REPRODUCTION)
-                           if not d.startswith("seed="))  # fmt: skip
-        runs = groups.setdefault(trained_as, {"config": config, "runs": {}, "paths": []})
-        if config.seed in runs["runs"]:
-            left_out.append(f"{path.name} (seed {config.seed} again)")
+    base = as_trained(torch_cnn.REPRODUCTION)
+    for path, run_record, fields in (run for folder in folders for run in _recorded_in(folder)):
+        trained_as = tuple(_but_seed(fields, base))
+        runs = groups.setdefault(trained_as, {"fields": fields, "runs": {}, "paths": []})
+        if fields["seed"] in runs["runs"]:
+            left_out.append(f"{path.name} (seed {fields['seed']} again)")
         else:
-            runs["runs"][config.seed] = run_record
+            runs["runs"][fields["seed"]] = run_record
             runs["paths"].append(path)
     rows = []
     for trained_as, group in groups.items():
-        config = group["config"]
+        fields = group["fields"]
         if len(group["runs"]) < 2:
             left_out += [f"{p.name} (no other seed trained alike)" for p in group["paths"]]
-        elif rows and config.epochs != rows[0]["later_half"]["last_epoch"]:
-            left_out += [f"{p.name} ({config.epochs} epochs, not {rows[0]['later_half']['last_epoch']})"
-                         for p in group["paths"]]  # fmt: skip
+        elif rows and fields["epochs"] != rows[0]["later_half"]["last_epoch"]:
+            left_out += [f"{p.name} ({fields['epochs']} epochs, not "
+                         f"{rows[0]['later_half']['last_epoch']})" for p in group["paths"]]  # fmt: skip
         else:
-            rows.append({"init": config.init, "hold_out_validation": config.hold_out_validation,
+            rows.append({"init": fields["init"], "validation": fields["validation"],
                          "description": ", ".join(trained_as) or "the reproduction configuration",
-                         **_spread_over_seeds(group["runs"], config.epochs)})  # fmt: skip
+                         **_spread_over_seeds(group["runs"], fields["epochs"])})  # fmt: skip
     return ({"folders": [f.name for f in folders], "groups": rows, "left_out": left_out}
             if rows else None)  # fmt: skip
 
@@ -118,8 +143,9 @@ def _spread_over_seeds(runs: dict[int, dict], epochs: int) -> dict:
 def seeds_line(seeds: dict) -> str:
     """``over_seeds``' spread in one sentence."""
     test, later = seeds["test_accuracy"], seeds["later_half"]
+    selected = "validation-selected" if seeds.get("validation", True) else "last"
     line = (f"Over {len(seeds['rows'])} seeds ({', '.join(str(r['seed']) for r in seeds['rows'])}),"
-            f" mean ± standard deviation: test accuracy at the validation-selected epoch "
+            f" mean ± standard deviation: test accuracy at the {selected} epoch "
             f"{test['mean']:.2%} ± {test['std']:.2%} (from {test['min']:.2%} to {test['max']:.2%});"
             f" mean test accuracy over epochs {later['first_epoch']}-{later['last_epoch']} "
             f"{later['mean']:.2%} ± {later['std']:.2%}.")  # fmt: skip
@@ -150,19 +176,20 @@ def init_rows(by_init: dict) -> list[dict]:
 
 
 def _recorded_in(folder: Path):
-    """(path, record, its Config) for each run recorded in ``folder``, in file-name order."""
+    """(path, record, ``trained_with`` it) for each run recorded in ``folder``, in file-name
+    order."""
     for path in sorted(folder.glob("*.json")):
         run_record = read_json(path)
-        yield path, run_record, torch_cnn.Config(**run_record["config"])
+        yield path, run_record, trained_with(run_record)
 
 
 def recorded_runs(folder: Path) -> dict | None:
     """One row per run recorded in ``folder`` (e.g. ``gpu/``, written by gpu_runs.sh), each
     described as its closest preset plus what differs; None when there are none."""
-    rows = []
-    for _, run_record, config in _recorded_in(folder):
-        preset = min(PRESETS, key=lambda name: len(torch_cnn.differences(config, PRESETS[name])))
-        differing = ", ".join(torch_cnn.differences(config, PRESETS[preset]))
+    rows, presets = [], {name: as_trained(config) for name, config in PRESETS.items()}
+    for _, run_record, fields in _recorded_in(folder):
+        preset = min(presets, key=lambda name: len(torch_cnn.differences(fields, presets[name])))
+        differing = ", ".join(torch_cnn.differences(fields, presets[preset]))
         rows.append({
             "name": run_record["name"], "preset": preset,
             "description": f"{preset} with {differing}" if differing else preset,
@@ -177,7 +204,11 @@ def summarise(root: Path = HERE, notebook_metrics: Path = NOTEBOOK_METRICS) -> d
     """Everything ``summary.json`` holds, from the records under ``root``."""
     reproduction = (read_json(notebook_metrics).get("reproduction")
                     if notebook_metrics.is_file() else None)  # fmt: skip
-    seeds = over_seeds(reproduction, root / "seeds") if reproduction else None
+    # The notebook's reproduction beside the runs trained as it was: all_data/ holds those trained
+    # as the original was (make -C experiments seeds), seeds/ those with validation held out.
+    seeds = (over_seeds(reproduction, root / ("seeds" if trained_with(reproduction)["validation"]
+                                              else "all_data"))
+             if reproduction else None)  # fmt: skip
     init_seeds = seeds_by_init(root / "gpu_seeds", root / "init_seeds", root / "all_data")
     resnet = torch_run.read_recorded(root / "resnet" / "resnet.json")
     if resnet is not None:  # its files, relative to this folder as the summary's other paths

@@ -7,6 +7,7 @@ calls it once per run (see experiments/README.md); the PyTorch notebook reads th
     python experiments/sweeps.py resnet --out experiments/resnet        # on a GPU: resnet.json
     python experiments/sweeps.py improved --epochs 1 --out /tmp/try     # any preset, e.g. to time it
     python experiments/sweeps.py improved --set cutmix=0.5 --name improved_cutmix --out /tmp/try
+    python experiments/sweeps.py reproduction --all-data --out /tmp/try  # as the original trained
     python experiments/sweeps.py resnet --from-log --out DIR   # a run whose end was cut off
 
 On a CPU shared with other jobs, ``OMP_WAIT_POLICY=PASSIVE`` stops PyTorch's threads from
@@ -21,16 +22,13 @@ import sys
 import typing
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# The reading path's modules, this checkout's (cnn-by-pytorch/ is a folder, not a package).
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "cnn-by-pytorch")]
+import _paths  # noqa: F401 -- the reading path's modules, this checkout's
+import torch_cnn
+import torch_run
 
-import torch_cnn  # noqa: E402
-import torch_run  # noqa: E402
-
-from fashion_mnist.data import DEFAULT_DIR, ensure_dataset, load_splits  # noqa: E402
-from fashion_mnist.files import read_json  # noqa: E402
-from fashion_mnist.runlog import provenance, read_csv, write_metrics  # noqa: E402
+from fashion_mnist.data import DEFAULT_DIR, ensure_dataset, load_splits
+from fashion_mnist.files import read_json
+from fashion_mnist.runlog import provenance, read_csv, write_metrics
 
 PRESETS = {"reproduction": torch_cnn.REPRODUCTION, "improved": torch_cnn.IMPROVED,
            "resnet": torch_cnn.RESNET}  # fmt: skip
@@ -61,24 +59,28 @@ def override(config: torch_cnn.Config, assignments: list[str]) -> torch_cnn.Conf
 
 
 def record_from_log(name: str, config: torch_cnn.Config, out: Path, n_train: int,
-                    hardware_name: str | None = None) -> dict:  # fmt: skip
+                    hardware_name: str | None = None, validation: bool = True) -> dict:  # fmt: skip
     """The record of a run whose end (evaluating the selected checkpoint, the figures) was cut off,
     e.g. when a GPU machine's time ran out, from its per-epoch log ``out/logs/NAME.csv``.
 
     The log holds what selection needs: each epoch's validation accuracy and the test accuracy
     measured with it (it agrees with a later evaluation of the checkpoint to within a few test
     images: bf16 on a GPU). The run's header ``logs/NAME.run.json``, when there, gives its config
-    (checked against ``config``), hardware and provenance; without it ``hardware_name`` must say
-    where it ran, and the provenance is unknown (None). Without the checkpoint there is no
-    confusion matrix or per-class report.
+    and whether it held out validation (checked against ``config`` and ``validation``), hardware
+    and provenance; without it ``hardware_name`` must say where it ran, and the provenance is
+    unknown (None). Without the checkpoint there is no confusion matrix or per-class report.
     """
     csv_path, header_path = out / "logs" / f"{name}.csv", torch_run.header_path(out, name)
     header = read_json(header_path) if header_path.is_file() else None
-    trained = torch_cnn.Config(**header["config"]) if header is not None else None
-    if trained is not None and torch_cnn.differences(trained, config):
+    # the recorded fields as written (a header may hold values Config no longer takes)
+    if header is not None and torch_cnn.differences(header["config"], config):
         raise ValueError(f"{header_path}: the run was trained with another configuration "
-                         f"({torch_run.describe(trained, config)}); pass the same --set "
-                         "options")  # fmt: skip
+                         f"({torch_run.describe(header['config'], config)}); pass the same "
+                         "--set options")  # fmt: skip
+    held_out = header.get("validation", True) if header is not None else validation
+    if held_out != validation:
+        raise ValueError(f"{header_path}: the run was trained with validation={held_out}; pass "
+                         "--all-data exactly when it was False")  # fmt: skip
     if header is None and not hardware_name:
         raise ValueError(f"{header_path} is missing: name the hardware the run trained on")
     history = read_csv(csv_path)
@@ -116,9 +118,14 @@ def main(argv: list[str] | None = None) -> int:
                         "per-epoch log OUT/logs/NAME.csv")  # fmt: skip
     parser.add_argument("--hardware", help="with --from-log, where the run trained (needed only "
                         "when its header logs/NAME.run.json is missing)")  # fmt: skip
+    parser.add_argument("--all-data", action="store_true",
+                        help="train on all 60,000 training images and keep the last epoch, as the "
+                        "original did (default: hold out validation and select on it)")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.what == "ablation" and (args.set or args.from_log or args.name):
-        parser.error("--set, --name and --from-log apply to a preset, not to the ablation")
+    if args.what == "ablation" and (args.set or args.from_log or args.name or args.all_data):
+        parser.error("--set, --name, --all-data and --from-log apply to a preset, not to the "
+                     "ablation")  # fmt: skip
+    validation = not args.all_data
     name = args.name or args.what
     if args.what != "ablation":
         try:  # each value checked by Config, as any other
@@ -129,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(error))
     splits = load_splits(ensure_dataset(args.data))
     if args.from_log:
-        n_train = len(torch_run.training_sets(config, splits)[1])
-        result = record_from_log(name, config, args.out, n_train, args.hardware)
+        n_train = len(torch_run.training_sets(splits, validation)[1])
+        result = record_from_log(name, config, args.out, n_train, args.hardware, validation)
     else:
         device = torch_cnn.pick_device()
         print(f"Device: {device}")
@@ -138,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             epochs = torch_cnn.ABLATION_EPOCHS if args.epochs is None else args.epochs
             result = torch_run.run_ablations(splits, args.out, epochs, device)
         else:
-            result = torch_run.run(name, config, splits, args.out, device=device, title=name)
+            result = torch_run.run(name, config, splits, args.out, validation=validation,
+                                   device=device, title=name)  # fmt: skip
     write_metrics(args.out / f"{name}.json", result)
     print(f"Wrote {args.out / (name + '.json')}")
     return 0

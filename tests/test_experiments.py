@@ -71,12 +71,17 @@ def test_no_summary_means_no_recorded_experiments(tmp_path):
     assert torch_run.recorded_experiments(None, tmp_path)["seeds"] is None
 
 
-@pytest.mark.parametrize("target", ["seeds", "init-seeds", "all-data", "ablation", "resnet", "gpu",
-                                    "malloc", "summary"])  # fmt: skip
+@pytest.mark.parametrize("target", ["seeds", "ablation", "resnet", "gpu", "malloc", "summary"])
 def test_each_experiment_has_a_make_target(target):
     dry = subprocess.run(["make", "-n", "-C", str(EXPERIMENTS), target], capture_output=True,
                          text=True, check=True).stdout  # fmt: skip
     assert "../.venv/bin/python" in dry or "gpu_runs.sh" in dry
+
+
+def test_the_seeds_target_trains_the_reproduction_as_the_original_was():
+    dry = subprocess.run(["make", "-n", "-C", str(EXPERIMENTS), "seeds"], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    assert "sweeps.py reproduction --all-data" in dry and "for init in as_marked pytorch" in dry
 
 
 def test_the_command_line_checks_set_values_as_config_does(capsys):
@@ -104,9 +109,12 @@ def test_override_reads_each_value_as_its_fields_type():
     )
     assert (config.cutmix, config.hflip, config.epochs, config.optimizer) == (0.5, False, 3, "sgd")
     assert sweeps.override(torch_cnn.IMPROVED, []) == torch_cnn.IMPROVED
+    assert sweeps.override(torch_cnn.IMPROVED, ["init=as_marked"]).init == "as_marked"
     for bad, message in [("nope=1", "NAME one of"), ("epochs", "NAME=VALUE"),
                          ("epochs=x", "takes int values"), ("hflip=maybe", "true or false"),
-                         ("optimizer=lbfgs", "Config.optimizer must be one of")]:  # fmt: skip
+                         ("optimizer=lbfgs", "Config.optimizer must be one of"),
+                         ("init=he_xavier", "Config.init must be one of"),
+                         ("hold_out_validation=false", "NAME one of")]:  # fmt: skip
         with pytest.raises(ValueError, match=message):
             sweeps.override(torch_cnn.IMPROVED, [bad])
 
@@ -156,6 +164,15 @@ def test_record_from_log_uses_and_checks_the_runs_header(tmp_path):
     header["config"] = {**old_config, "eval_batch_size": 1000}
     (tmp_path / "logs" / "cut_off.run.json").write_text(json.dumps(header))
     assert sweeps.record_from_log("cut_off", config, tmp_path, 1000)["hardware"] == "Fake GPU 2"
+    with pytest.raises(ValueError, match=r"cut_off\.run\.json: the run was trained with "
+                       r"validation=True; pass --all-data exactly when it was False"):  # fmt: skip
+        sweeps.record_from_log("cut_off", config, tmp_path, 1000, validation=False)
+    # a header of a Config since changed: its fields as recorded, named in the error
+    header["config"] = {**old_config, "init": "he_xavier", "hold_out_validation": True}
+    (tmp_path / "logs" / "cut_off.run.json").write_text(json.dumps(header))
+    with pytest.raises(ValueError, match=r"another configuration \(init=he_xavier, "
+                       r"hold_out_validation=True\)"):  # fmt: skip
+        sweeps.record_from_log("cut_off", config, tmp_path, 1000)
 
 
 def test_a_run_writes_its_header_first(tmp_path, data):
@@ -166,6 +183,7 @@ def test_a_run_writes_its_header_first(tmp_path, data):
     record = torch_run.run("tiny", TINY, splits, tmp_path, device="cpu")
     header = json.loads((tmp_path / "logs" / "tiny.run.json").read_text())
     assert header["config"] == record["config"] and header["provenance"]["git_commit"]
+    assert header["validation"] is record["validation"] is True
     # the header and the log make the same record, short of the checkpoint's evaluation
     again = sweeps.record_from_log("tiny", TINY, tmp_path, len(labels))
     assert (again["selected_epoch"], again["val_accuracy"]) == (
@@ -174,14 +192,14 @@ def test_a_run_writes_its_header_first(tmp_path, data):
     assert abs(again["test_accuracy"] - record["test_accuracy"]) < 1e-9  # CPU: same arithmetic
 
 
-def test_a_run_holding_out_no_validation_trains_on_all_images_and_keeps_the_last_epoch(
+def test_a_run_without_validation_trains_on_all_images_and_keeps_the_last_epoch(
     tmp_path, data, monkeypatch
 ):
     from fashion_mnist.data import Splits
 
     images, labels, val_images, val_labels = data
     splits = Splits(images, labels, val_images, val_labels, val_images[:20], val_labels[:20])
-    config = dataclasses.replace(TINY, hold_out_validation=False)
+    config = TINY
     trained_on, train = [], torch_cnn.train
 
     def spy(config, train_images, train_labels, val_images, *args, **kwargs):
@@ -189,16 +207,19 @@ def test_a_run_holding_out_no_validation_trains_on_all_images_and_keeps_the_last
         return train(config, train_images, train_labels, val_images, *args, **kwargs)
 
     monkeypatch.setattr(torch_cnn, "train", spy)
-    record = torch_run.run("all", config, splits, tmp_path, device="cpu")
+    record = torch_run.run("all", config, splits, tmp_path, validation=False, device="cpu")
     assert trained_on == [(labels.tolist() + val_labels.tolist(), None)]
+    assert record["validation"] is False
     assert all(e["val_acc"] is None and e["test_acc"] is not None for e in record["epochs"])
     assert (record["selected_epoch"], record["val_accuracy"]) == (config.epochs, None)
     assert record["checkpoint"].endswith(f"model_epoch{config.epochs}.pt")
     assert torch_run.epoch_table(record)["selected"].iloc[-1] == "<- the last"
     log = (tmp_path / "logs" / "all.log").read_text()
     assert "Test Loss" in log and "Val" not in log
-    again = sweeps.record_from_log("all", config, tmp_path, len(labels) + len(val_labels))
+    again = sweeps.record_from_log("all", config, tmp_path, len(labels) + len(val_labels),
+                                   validation=False)  # fmt: skip
     assert (again["selected_epoch"], again["test_accuracy"]) == (config.epochs, record["test_accuracy"])
+    assert again["validation"] is False
     assert "Ours, the last epoch: " in torch_run.versus_original(record)
 
 
@@ -207,28 +228,39 @@ def test_recorded_runs_describe_each_run_by_its_closest_preset(tmp_path):
     runs = {"a_repro": torch_cnn.REPRODUCTION,
             # the evaluation batch size changes speed only: not a difference worth naming
             "b_cutmix": dataclasses.replace(torch_cnn.IMPROVED, cutmix=0.5, eval_batch_size=1000),
-            "c_resnet30": dataclasses.replace(torch_cnn.RESNET, epochs=30, ema=0.0)}  # fmt: skip
+            "c_resnet30": dataclasses.replace(torch_cnn.RESNET, epochs=30, ema=0.0),
+            # recorded before Config.init (He/Xavier everywhere) and with hold_out_validation
+            "d_legacy": {**{k: v for k, v in dataclasses.asdict(torch_cnn.REPRODUCTION).items()
+                            if k != "init"}, "hold_out_validation": False}}  # fmt: skip
     for name, config in runs.items():
         (tmp_path / f"{name}.json").write_text(json.dumps({
-            "name": name, "config": dataclasses.asdict(config), "epochs": [{}, {}],
+            "name": name, "epochs": [{}, {}],
+            "config": config if isinstance(config, dict) else dataclasses.asdict(config),
             "selected_epoch": 2, "val_accuracy": 0.9, "test_accuracy": 0.89,
             "train_seconds": 12.0, "hardware": "Fake GPU",
         }))  # fmt: skip
     rows = summarise.recorded_runs(tmp_path)["rows"]
     assert [r["description"] for r in rows] == [
-        "reproduction", "improved with cutmix=0.5", "resnet with epochs=30, ema=0.0"
+        "reproduction", "improved with cutmix=0.5", "resnet with epochs=30, ema=0.0",
+        "reproduction with init=he_xavier, validation=False",
     ]
     assert rows[1]["epochs"] == 2 and rows[1]["test_accuracy"] == 0.89
 
 
-def seed_record(name, seed, test_accs, selected, **changes):
-    """A recorded 4-epoch reproduction run, as much of it as the seed summaries read."""
-    config = dataclasses.replace(torch_cnn.REPRODUCTION, **{"epochs": 4, "seed": seed, **changes})
+def seed_record(name, seed, test_accs, selected, validation=True, legacy=None, **changes):
+    """A recorded 4-epoch reproduction run, as much of it as the seed summaries read. ``legacy``:
+    as recorded before the run chose its validation (``hold_out_validation`` in the config), with
+    these config fields (e.g. an init Config no longer takes)."""
+    config = dataclasses.asdict(dataclasses.replace(torch_cnn.REPRODUCTION,
+                                                    **{"epochs": 4, "seed": seed, **changes}))  # fmt: skip
     epochs = [{"epoch": e, "train_loss": 1 - t, "train_acc": t, "test_acc": t}
               for e, t in enumerate(test_accs, start=1)]  # fmt: skip
-    return {"name": name, "config": dataclasses.asdict(config), "epochs": epochs,
-            "selected_epoch": selected, "val_accuracy": 0.9 if config.hold_out_validation else None,
-            "test_accuracy": test_accs[selected - 1], "hardware": "Fake CPU"}  # fmt: skip
+    record = {"name": name, "config": config, "epochs": epochs, "selected_epoch": selected,
+              "val_accuracy": 0.9 if validation else None, "test_accuracy": test_accs[selected - 1],
+              "hardware": "Fake CPU"}  # fmt: skip
+    if legacy is not None:
+        return {**record, "config": {**config, **legacy, "hold_out_validation": validation}}
+    return {**record, "validation": validation}
 
 
 def test_the_reproduction_over_seeds(tmp_path):
@@ -252,14 +284,24 @@ def test_the_reproduction_over_seeds(tmp_path):
     assert line.startswith("Over 3 seeds (0, 1, 2), mean ± standard deviation: test accuracy at "
                            "the validation-selected epoch 88.67% ± 2.31% (from 86.00% to 90.00%); "
                            "mean test accuracy over epochs 3-4 87.67% ± 1.53%.")  # fmt: skip
-    assert "r_lr.json (trained with lr=0.01)" in line and "r_seed0.json (seed 0 again)" in line
+    assert line.endswith(" Left out: r_seed0.json (seed 0 again).")  # r_lr: another experiment
+    # trained as the original was: beside the runs trained so (as recorded before the run chose
+    # its validation, too), the last epoch kept
+    last = seed_record("reproduction", 0, [0.80, 0.84, 0.90, 0.86], 4, validation=False)
+    for seed, changes in [(1, {"legacy": {}}), (2, {"init": "pytorch"})]:
+        (tmp_path / f"all_seed{seed}.json").write_text(json.dumps(seed_record(
+            f"all_seed{seed}", seed, [0.8, 0.9, 0.9, 0.88], 4, validation=False, **changes)))
+    seeds = summarise.over_seeds(last, tmp_path)
+    assert [r["name"] for r in seeds["rows"]] == ["reproduction", "all_seed1"]  # seed 2: pytorch
+    assert seeds["validation"] is False
+    assert "test accuracy at the last epoch 87.00%" in summarise.seeds_line(seeds)
 
 
 def test_seeds_by_init_groups_runs_trained_alike_but_for_the_seed(tmp_path):
     assert summarise.seeds_by_init(tmp_path) is None
-    for name, seed, accs, changes in [
-        ("he_seed0", 0, [0.80, 0.84, 0.90, 0.86], {}),
-        ("he_seed1", 1, [0.80, 0.84, 0.88, 0.90], {}),
+    for name, seed, accs, changes in [  # he_xavier: as recorded before it went from Config
+        ("he_seed0", 0, [0.80, 0.84, 0.90, 0.86], {"legacy": {"init": "he_xavier"}}),
+        ("he_seed1", 1, [0.80, 0.84, 0.88, 0.90], {"legacy": {"init": "he_xavier"}}),
         ("pt_seed0", 0, [0.80, 0.86, 0.92, 0.92], {"init": "pytorch"}),
         ("pt_seed1", 1, [0.80, 0.86, 0.90, 0.94], {"init": "pytorch"}),
         ("pt_seed1_again", 1, [0.5] * 4, {"init": "pytorch"}),
@@ -269,7 +311,7 @@ def test_seeds_by_init_groups_runs_trained_alike_but_for_the_seed(tmp_path):
     by_init = summarise.seeds_by_init(tmp_path)
     json.dumps(by_init)  # saved in metrics.json for the report
     he, pt = by_init["groups"]
-    assert (he["init"], he["description"]) == ("he_xavier", "epochs=4")
+    assert (he["init"], he["description"]) == ("he_xavier", "init=he_xavier, epochs=4")
     assert (pt["init"], pt["description"]) == ("pytorch", "init=pytorch, epochs=4")
     assert by_init["left_out"] == ["pt_seed1_again.json (seed 1 again)",
                                    "lr_seed0.json (no other seed trained alike)"]  # fmt: skip
@@ -282,15 +324,15 @@ def test_seeds_by_init_groups_runs_trained_alike_but_for_the_seed(tmp_path):
     (tmp_path / "all").mkdir()
     for seed, accs in [(0, [0.82, 0.86, 0.90, 0.92]), (1, [0.82, 0.86, 0.92, 0.94])]:
         (tmp_path / "all" / f"all_seed{seed}.json").write_text(json.dumps(seed_record(
-            f"all_seed{seed}", seed, accs, 4, init="pytorch", hold_out_validation=False)))  # fmt: skip
+            f"all_seed{seed}", seed, accs, 4, init="pytorch", validation=False)))  # fmt: skip
     by_init = summarise.seeds_by_init(tmp_path, tmp_path / "all")
     assert by_init["folders"] == [tmp_path.name, "all"] and len(by_init["left_out"]) == 2
     all_data = by_init["groups"][2]
-    assert all_data["description"] == "init=pytorch, epochs=4, hold_out_validation=False"
-    assert [g["hold_out_validation"] for g in by_init["groups"]] == [True, True, False]
+    assert all_data["description"] == "init=pytorch, epochs=4, validation=False"
+    assert [g["validation"] for g in by_init["groups"]] == [True, True, False]
     assert all_data["test_accuracy"]["mean"] == pytest.approx(0.93)  # epoch 4 of each
     table = pd.DataFrame(summarise.init_rows(by_init)).set_index("trained as")  # and the original
-    assert table.index.tolist() == ["epochs=4", "init=pytorch, epochs=4", all_data["description"],
+    assert table.index.tolist() == [he["description"], pt["description"], all_data["description"],
                                     "the original: one run, selected on test"]  # fmt: skip
     assert table["init"].tolist()[:3] == ["he_xavier", "pytorch", "pytorch"]
     assert table["hardware"].tolist()[:3] == ["Fake CPU"] * 3

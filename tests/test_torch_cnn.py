@@ -60,25 +60,13 @@ def test_original_has_the_reports_parameter_count():
 
 @pytest.mark.parametrize("name", ["se", "resnet"])
 def test_variants_shapes_and_sizes(name):
-    model = torch_cnn.build_model(torch_cnn.Config(model=name))
+    model = torch_cnn.build_model(torch_cnn.Config(model=name, init="pytorch"))
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     params = torch_cnn.count_params(model)
     if name == "se":  # two squeeze-excite gates (32 -> 4 -> 32, 64 -> 8 -> 64) on the original
         assert params == 1_630_282 + (32 * 4 + 4 + 4 * 32 + 32) + (64 * 8 + 8 + 8 * 64 + 64)
     else:
         assert 2_000_000 < params <= 3_000_000
-
-
-def test_initialisation_he_xavier_zero_bias():
-    torch.manual_seed(0)
-    model = torch_cnn.build_model(torch_cnn.REPRODUCTION)
-    fc1, conv2 = model.fc1, model.conv2
-    bound = (6 / (fc1.in_features + fc1.out_features)) ** 0.5  # Xavier-uniform
-    assert fc1.weight.abs().max() <= bound and fc1.weight.abs().max() > 0.95 * bound
-    he_std = (2 / (32 * 9)) ** 0.5
-    assert conv2.weight.std().item() == pytest.approx(he_std, rel=0.05)
-    for m in (model.conv1, conv2, fc1, model.fc2):
-        assert torch.count_nonzero(m.bias) == 0
 
 
 def test_initialisation_pytorch_keeps_the_layers_defaults():
@@ -95,9 +83,9 @@ def test_initialisation_pytorch_keeps_the_layers_defaults():
 
 
 def test_initialisation_as_marked_only_where_the_original_table_marks_it():
-    config = dataclasses.replace(torch_cnn.REPRODUCTION, init="as_marked")
+    assert torch_cnn.REPRODUCTION.init == torch_cnn.IMPROVED.init == "as_marked"
     torch.manual_seed(0)
-    model = torch_cnn.build_model(config)
+    model = torch_cnn.build_model(torch_cnn.REPRODUCTION)
     torch.manual_seed(0)
     defaults = torch_cnn.original_net().state_dict()
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, defaults[k])}
@@ -118,8 +106,9 @@ def test_initialisation_as_marked_leaves_the_squeeze_excite_gates_at_their_defau
 
 
 def test_initialisation_as_marked_refuses_the_resnet():
-    with pytest.raises(ValueError, match="Config.init 'as_marked'.*ResNet"):
+    with pytest.raises(ValueError, match="Config.init 'as_marked'.*ResNet has neither: use 'pytorch'"):
         torch_cnn.Config(model="resnet", init="as_marked")
+    assert torch_cnn.RESNET.init == "pytorch"
 
 
 def test_summary_reports_measured_shapes_and_counts():
@@ -132,7 +121,7 @@ def test_summary_reports_measured_shapes_and_counts():
 
 @pytest.mark.parametrize("name", ["original", "se", "resnet"])
 def test_summary_rows_add_up_to_the_model(name):
-    model = torch_cnn.build_model(torch_cnn.Config(model=name))
+    model = torch_cnn.build_model(torch_cnn.Config(model=name, init="pytorch"))
     rows = torch_cnn.summary_rows(model)
     assert sum(r["params"] for r in rows) == torch_cnn.count_params(model)
     assert rows[-1]["output"] == "(10,)"
@@ -141,7 +130,7 @@ def test_summary_rows_add_up_to_the_model(name):
 
 @pytest.mark.parametrize("name", ["original", "se", "resnet"])
 def test_one_training_step_lowers_the_loss(name, data):
-    config = torch_cnn.Config(model=name)
+    config = torch_cnn.Config(model=name, init="pytorch")
     model = torch_cnn.build_model(config)
     optimizer = torch_cnn.make_optimizer(config, model)
     x = torch.as_tensor(data[0][:32]).float().reshape(-1, 1, 28, 28) / 255
@@ -353,6 +342,14 @@ def test_resume_refuses_another_config(trained, data):
     assert len(resumed["history"]) == TINY.epochs
 
 
+def test_resume_refuses_a_run_given_validation_images_otherwise(trained, data):
+    out, _ = trained
+    images, labels, _, _ = data
+    with pytest.raises(torch_cnn.CheckpointError,
+                       match=r"model_epoch2\.pt: resumed with validation images not given"):  # fmt: skip
+        torch_cnn.train(TINY, images, labels, None, None, out, device="cpu")
+
+
 def test_bad_checkpoints_give_clear_errors(trained, tmp_path):
     out, result = trained
     good = result["checkpoints"][0]
@@ -370,7 +367,7 @@ def test_bad_checkpoints_give_clear_errors(trained, tmp_path):
 
     other_arch = tmp_path / "other_arch.pt"
     state = torch.load(good, weights_only=True)
-    state["config"]["model"] = "resnet"
+    state["config"].update(model="resnet", init="pytorch")
     torch.save(state, other_arch)
     with pytest.raises(torch_cnn.CheckpointError, match=r"other_arch\.pt.*'resnet'"):
         torch_cnn.load(other_arch)
@@ -382,9 +379,33 @@ def test_bad_checkpoints_give_clear_errors(trained, tmp_path):
         torch_cnn.load(bad_config)
 
 
+@pytest.mark.parametrize("model", ["original", "resnet"])
+def test_a_checkpoint_of_an_older_config_loads_for_inference_not_for_resuming(tmp_path, model):
+    """Checkpoints written before the run chose its validation hold ``hold_out_validation`` and
+    init 'he_xavier' in their config: their weights still load, with the config's other fields."""
+    config = dataclasses.replace(TINY, model=model, init="pytorch", tta_flip=True)
+    torch.manual_seed(0)
+    network = torch_cnn.build_model(config)
+    legacy_config = {**dataclasses.asdict(config), "init": "he_xavier", "hold_out_validation": True}
+    state = {"model": network.state_dict(), "ema": None, "optimizer": {}, "scheduler": {},
+             "epoch": 1, "config": legacy_config, "history": [{"epoch": 1, "val_acc": 0.5}],
+             "rng": {}}  # fmt: skip
+    path = torch_cnn.checkpoint_path(tmp_path, 1)
+    path.parent.mkdir()
+    torch.save(state, path)
+    loaded = torch_cnn.load(path)
+    assert loaded.config == config  # tta_flip kept: predict_proba evaluates as the run did
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                  network.state_dict().values(), strict=True))  # fmt: skip
+    with pytest.raises(torch_cnn.CheckpointError,
+                       match=r"model_epoch1\.pt: its config has values Config no longer takes "
+                       r"\(hold_out_validation=True, init=he_xavier\).*cannot resume"):  # fmt: skip
+        torch_cnn.train(config, *learnable(8, 4, seed=1), tmp_path, device="cpu")
+
+
 def test_ema_averages_weights_and_batchnorm_statistics():
     torch.manual_seed(0)
-    model = torch_cnn.build_model(torch_cnn.Config(model="resnet"))
+    model = torch_cnn.build_model(torch_cnn.RESNET)
     ema = torch_cnn.EMA(model, decay=0.9)
     before = {k: v.clone() for k, v in ema.model.state_dict().items()}
     model.train()
@@ -548,15 +569,6 @@ def test_pick_device_is_a_device():
 # --- torch_run: preset variants and recorded runs ---------------------------------------------
 
 
-def test_train_refuses_validation_images_its_config_does_not_hold_out(tmp_path, data):
-    images, labels, val_images, val_labels = data
-    with pytest.raises(ValueError, match=r"hold_out_validation=False wants validation images "
-                       r"left out \(None\)"):  # fmt: skip
-        torch_cnn.train(dataclasses.replace(TINY, hold_out_validation=False), *data, tmp_path)
-    with pytest.raises(ValueError, match=r"hold_out_validation=True wants validation images given"):
-        torch_cnn.train(TINY, images, labels, None, None, tmp_path)
-
-
 def test_the_reproduction_is_compared_with_the_original_epoch_for_epoch():
     import torch_run
 
@@ -631,8 +643,8 @@ def test_ensemble_without_the_numpy_checkpoint_says_which_file_is_missing(tmp_pa
     ("cutmix", 1.5, r"a number in \[0, 1\)"), ("ema", 1.0, r"a number in \[0, 1\)"),
     ("momentum", 1.0, r"a number in \[0, 1\)"), ("momentum", "0.9", r"a number in \[0, 1\)"),
     ("translate", -1, "a non-negative integer"), ("seed", -1, "a non-negative integer"),
-    ("hflip", 1, "True or False"), ("hold_out_validation", "false", "True or False"),
-    ("model", 3, r"one of \(.*\)"),
+    ("hflip", 1, "True or False"), ("model", 3, r"one of \(.*\)"),
+    ("init", "he_xavier", r"one of \('as_marked', 'pytorch'\)"),
 ])  # fmt: skip
 def test_config_rejects_bad_values_naming_field_and_value(field, value, what):
     with pytest.raises(ValueError, match=rf"^Config\.{field} must be {what}, got {re.escape(repr(value))}$"):
