@@ -1,29 +1,24 @@
 #!/usr/bin/env python3
-"""Build the report (English and Chinese Markdown, self-contained HTML, PDF) from both runs.
+"""Build the course report (English and Chinese; Markdown, self-contained HTML, PDF) from the records.
 
-Reads only what the notebooks and experiments saved: ``metrics.json``, ``logs/`` and
-``figures/`` of each model folder, the executed notebooks, the benchmarks of ``make bench``
-(``benchmarks/bench_lenet.json`` and, beside it, ``bench_epoch.json`` and ``bench_layers.json``)
-and ``experiments/robustness/robustness.json``; nothing is retrained or re-measured. Every number
-in the report comes from those files or from ``fashion_mnist.original``, which cites
-``ORIGINAL_REPORT.md``. They are read once into a typed context (``Report``), which both
-languages' templates render.
+Reads what the notebooks, experiments and benchmarks saved, and nothing else: each model folder's
+``metrics.json`` (with its ``insight`` figures) and step log, ``experiments/`` (``summary.json``,
+``numpy_sweep/``, ``ablation_full/``, ``robustness/``) and ``benchmarks/`` (``bench_lenet.json``,
+``bench_layers.json``, ``bench_epoch.json``). Every number comes from those files or from
+``fashion_mnist.original`` (the original report's). They are read once into a typed context
+(``Report``); both languages' templates render the same context with the same section tree.
 
-    python report/build_report.py            # full build: model folders -> report/ (+ README)
-    python report/build_report.py --quick    # runs/quick/<model>/ -> runs/quick/report/
-    python report/build_report.py --myself DIR --pytorch DIR --out DIR --notebooks DIR
-    python report/build_report.py --bench FILE   # another bench_lenet JSON (the others beside it)
+    python report/build_report.py                 # model folders -> report/ (and README's results)
+    python report/build_report.py --quick         # runs/quick/<model>/ -> runs/quick/report/
+    python report/build_report.py --out /tmp/r    # anywhere else (README left alone)
 
-A missing input (a model that has not run, an experiment that was skipped) is printed, naming
-what is missing, and its section is marked "not run"; the report is built all the same.
+Every record is required: a missing one stops the build with an error naming the file.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
-import datetime as _dt
 import math
 import os
 import re
@@ -31,73 +26,48 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
-from fashion_mnist import REPO_ROOT, original
-from fashion_mnist.data import CLASS_NAMES, CLASS_NAMES_ZH, COLS, NUM_CLASSES, ROWS, SHA256
-from fashion_mnist.files import read_json, write_text
-from fashion_mnist.runlog import read_csv
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # charts.py beside this file
+import charts  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-TEMPLATES = HERE / "templates"
+from fashion_mnist import REPO_ROOT, original  # noqa: E402
+from fashion_mnist.data import CLASS_NAMES, CLASS_NAMES_ZH, SHA256  # noqa: E402
+from fashion_mnist.files import read_json, write_text  # noqa: E402
+from fashion_mnist.runlog import read_csv  # noqa: E402
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 MODELS = ("cnn-by-myself", "cnn-by-pytorch")
-DEFAULT_BENCH = REPO_ROOT / "benchmarks" / "bench_lenet.json"  # written by `make bench`
-DEFAULT_ROBUSTNESS = REPO_ROOT / "experiments" / "robustness" / "robustness.json"
-FIGURE_KEYS = ("curves", "curves_first_1000", "confusion", "misclassified")
-NOTEBOOK_SOURCES = {m: f"{m}/demo.ipynb" for m in MODELS}
-PROVENANCE_KEYS = ("git_commit", "git_dirty", "date", "cpu", "cpu_cores", "gpu", "platform",
-                   "python", "numpy", "torch")  # fmt: skip
+INSIGHT_FIGURES = {"cnn-by-myself": ("filters", "feature_maps", "embedding", "saliency",
+                                     "confusion_errors", "confident_mistakes", "reliability"),
+                   "cnn-by-pytorch": ("filters", "feature_maps", "embedding", "grad_cam",
+                                      "confusion_errors", "confident_mistakes", "reliability")}  # fmt: skip
 
 
 class ReportInputError(RuntimeError):
-    """An input exists but cannot be read (corrupt JSON, wrong schema)."""
+    """A record is missing or lacks a field the report needs."""
 
 
-# --- Formatting (Jinja filters) ---------------------------------------------------------------
+# --- Formatting ---------------------------------------------------------------------------------
 
 
-def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
+def pct(x, digits: int = 2) -> str:
+    return f"{100 * x:.{digits}f}%"
 
 
-def _fmt(template: str, scale: float = 1):
-    return lambda x, digits=None: "–" if _missing(x) else template.format(scale * x, d=digits)
-
-
-pct, pct_s, pp, points = (_fmt("{:.2f}", 100), _fmt("{:.2f}%", 100), _fmt("{:+.2f}", 100),
-                          _fmt("{:.2f}", 100))  # fmt: skip
-secs = _fmt("{:,.1f}")
-
-
-def fixed(x, digits: int = 4) -> str:
-    return "–" if _missing(x) else f"{x:.{digits}f}"
+def pts(x, digits: int = 2) -> str:
+    return f"{100 * x:+.{digits}f}".replace("-", "−")
 
 
 def intc(x) -> str:
-    return "–" if _missing(x) else f"{int(x):,}"
+    return f"{int(x):,}"
 
 
-def duration(x) -> str:
-    """Seconds in words: '52.3 s', '12.4 min', '2.05 h'."""
-    if _missing(x):
-        return "–"
-    return f"{x:.1f} s" if x < 120 else f"{x / 60:.1f} min" if x < 7200 else f"{x / 3600:.2f} h"
-
-
-def cell(x) -> str:
-    """A value as a Markdown table cell: pipes escaped, newlines flattened."""
-    if _missing(x):
-        return "–"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    return f"{x:g}" if isinstance(x, float) else str(x).replace("|", "\\|").replace("\n", " ")
-
-
-# --- The context: what the templates receive ------------------------------------------------------
+def secs(x) -> str:
+    return f"{x:.0f} s" if x < 120 else f"{x / 60:.1f} min"
 
 
 @dataclass(frozen=True)
@@ -107,1040 +77,555 @@ class Bi:
     en: str
     zh: str
 
+    def __call__(self, lang: str) -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+FULL_ABLATION = (  # (record in experiments/ablation_full, the 4-epoch ablation's row, ingredient)
+    ("no_translate", "translate", Bi("random 1-pixel shifts", "随机 1 像素平移")),
+    ("no_flips", "hflip", Bi("random horizontal flips", "随机水平翻转")),
+    ("tta_off", "tta_flip", Bi("flip test-time augmentation", "测试时翻转增强（TTA）")),
+)
+
 
 @dataclass
 class Table:
-    """A Markdown table, announced by ``<!-- table: ID -->``; a cell is text, a ``Bi``, or
-    None for a cell left bare (``| |``)."""
+    """A Markdown table announced by ``<!-- table: ID -->`` (tests find it by that); header
+    and cells are text or ``Bi``; ``caption`` is numbered when rendered."""
 
     id: str
-    header: tuple[list, list]  # English, Chinese
-    align: str  # one letter a column: l(eft), r(ight), c(entre)
+    caption: Bi
+    header: list
     rows: list[list]
+    align: str = ""
 
     def markdown(self, lang: str) -> str:
         def line(cells) -> str:
-            return "|" + "".join(" |" if c is None else f" {getattr(c, lang, c)} |" for c in cells)
+            return "| " + " | ".join(c(lang) if isinstance(c, Bi) else str(c) for c in cells) + " |"
 
-        rule = "|" + "".join({"l": "---|", "r": "---:|", "c": ":---:|"}[a] for a in self.align)
-        rows = [line(self.header[lang == "zh"]), rule, *map(line, self.rows)]
-        return "\n".join([f"<!-- table: {self.id} -->", "", *rows])
-
-
-class Notes(list):
-    """Messages about missing or odd inputs (``Bi``): printed in English, listed in each report."""
-
-    def add(self, en: str, zh: str) -> None:
-        self.append(Bi(en, zh))
-        print(f"report: {en}", file=sys.stderr)
+        align = self.align or "l" + "r" * (len(self.header) - 1)
+        rule = "|" + "|".join({"l": "---", "r": "---:", "c": ":---:"}[a] for a in align) + "|"
+        return "\n".join([f"<!-- table: {self.id} -->", "", line(self.header), rule, *map(line, self.rows)])
 
 
-@dataclass
-class Provenance:
-    """Where and with what a run or benchmark ran (``fashion_mnist.runlog.provenance``)."""
-
-    values: dict
-
-    def __getattr__(self, key):
-        return self.__dict__["values"].get(key)
-
-    @property
-    def commit(self) -> str:
-        return f"`{self.git_commit[:12]}`" if self.git_commit else "–"
-
-
-# Small records of the context: dataclasses made in a line each (their typed fields are what the
-# templates read).
-LogSummary = make_dataclass("LogSummary", [("steps", int), ("last_step", int), ("first_loss", float),
-                                       ("tail", int), ("tail_loss", float), ("tail_accuracy", float)])
-# Our largest confusion against the original's (Shirt predicted as T-shirt/top): (true, predicted)
-Verdict = make_dataclass("Verdict", [("agrees", bool), ("rank", "int | None"), ("listed", int),
-                                 ("top", "tuple[Bi, Bi]"), ("count", int), ("rate", float),
-                                 ("pair", "tuple[Bi, Bi]"), ("pair_count", "int | None")])
+# --- The context --------------------------------------------------------------------------------
 
 
 @dataclass
 class Run:
-    """One training run of a model (its main run, its reproduction, the ResNet)."""
+    """One training run's record (metrics.json, an experiment's JSON)."""
 
-    model: str
-    name: str
     label: Bi
     params: int
     test_accuracy: float
     val_accuracy: float | None
-    train_seconds: float | None  # None when resumed: what the record holds is a part
-    images_per_second: float | None
-    hardware: str | None
-    resumed_from: Bi | None  # "step 3,000" / "第 3,000 步", when resumed
-    recorded_from_log: bool
-    n_test: int | None
-    figures: dict[str, str | None]
-    logs: list[tuple[str, str]]  # (file name, link)
-    log_summary: LogSummary | None
-    layers: Table | None  # None when it trains the main run's network
-    progress: Table | None  # per checkpoint (NumPy) or per epoch (PyTorch)
-    confusion: Table | None
-    per_class: Table | None
-    confused: Table | None
-    verdict: Verdict | None
-    config: dict = field(repr=False, default_factory=dict)
+    train_seconds: float
+    hardware: str
+    config: dict
+    layers: list = field(default_factory=list)
+    epochs: list = field(default_factory=list)  # PyTorch: one dict per epoch
+    checkpoints: list = field(default_factory=list)  # NumPy: one dict per checkpoint
+    steps: list = field(default_factory=list)  # NumPy: the step log
+    selected: int | None = None  # the step or epoch kept
+    report: dict | None = None  # test_report: confusion matrix, per-class metrics
+    validation: bool = True  # False: trained on all 60,000 images, the last epoch kept
+    images_per_second: float | None = None
+
+    @property
+    def f1(self) -> list[float]:
+        return [c["f1"] for c in self.report["per_class"]]
 
 
 @dataclass
 class Model:
-    """A model folder's metrics.json: its runs and what its notebook recorded."""
-
     name: str
-    implementation: str | None
-    code_lines: int | None
-    runs: list[Run]
-    reproduction: Run | None
-    first_images: str | None
-    data: dict | None
-    class_counts: dict  # split: images per class (only splits with every class)
-    class_totals: dict | None
+    implementation: str
+    main: Run
+    reproduction: Run
+    figures: dict[str, Bi]  # insight figures, copied into out/figures
+    calibration: dict
+    mistakes: list[dict]
+    embedding: dict
+    provenance: dict
+    class_counts: dict
+    data: dict
     gradient_error: float | None
-    provenance: Provenance
-    notebook_resumed: bool
-    config: Table
-
-    @property
-    def main(self) -> Run:
-        return self.runs[0]
-
-
-Spread = make_dataclass("Spread", [("mean", float), ("std", float), ("min", float), ("max", float)])
-# The reproduction over seeds (make -C experiments seeds), beside the original's later epochs.
-Seeds = make_dataclass("Seeds", [("seeds", list), ("test", Spread), ("later", Spread), ("first_epoch", int),
-                             ("last_epoch", int), ("original_later_half", "float | None")])
-# A group of experiments/summarise.py's seeds_by_init (one initialisation over seeds), and the
-# groups by origin.
-InitGroup = make_dataclass("InitGroup", [("label", str), ("n", int), ("test", Spread),
-                                     ("original_last_epoch", "float | None")])
-InitSeeds = make_dataclass("InitSeeds", [("graphed", list), ("held_out", list), ("all_data", list),
-                                     ("left_out", list), ("table", Table)])  # make -C experiments gpu/init-seeds/all-data
-Ablation = make_dataclass("Ablation", [("epochs", int), ("hardware", str), ("table", Table), ("best", dict),
-                                   ("baseline", "dict | None")])
-Ensemble = make_dataclass("Ensemble", [("members", int), ("test_accuracy", float),
-                                   ("best_member", "tuple[str, float] | None"), ("table", Table)])
-# times: the slowest and fastest full-length reproduction, timed alone
-GpuRuns = make_dataclass("GpuRuns", [("table", Table), ("times", "dict | None")])
-# settings: rounds, steps, warmup, threads (None where an older file lacks them)
-SpeedBench = make_dataclass("SpeedBench", [("settings", dict), ("table", Table), ("provenance", Provenance),
-                                       ("host", Bi), ("ratios", list), ("before", "BeforeAfter | None")])
-# A benchmark before and after the NumPy speed-up (NAME_before.json beside NAME.json).
-BeforeAfter = make_dataclass("BeforeAfter", [("table", Table), ("provenance", Provenance)])
-EpochBench = make_dataclass("EpochBench", [("ours", float), ("plain", float), ("ratio", float),
-                                       ("settings", dict), ("provenance", Provenance)])
-# Our NumPy reproduction's seconds per step, beside the original's (original.NUMPY_SPEED).
-OurSpeed = make_dataclass("OurSpeed", [("batch_size", int), ("steps", int), ("train_seconds", float),
-                                   ("hardware", "str | None"), ("images_per_second", "float | None"),
-                                   ("seconds_per_step", float), ("speedup", float)])
-# The per-layer profile (bench_layers.json) and the robustness experiment: figure, table, summary.
-LayerBench = make_dataclass("LayerBench", [("batch_size", int), ("host", Bi), ("figure", str),
-                                       ("table", Table), ("slower", list), ("faster", list),
-                                       ("numpy_ms", float), ("torch_ms", float),
-                                       ("before", "BeforeAfter | None"),
-                                       ("provenance", Provenance)])
-Robustness = make_dataclass("Robustness", [("figure", "str | None"), ("table", Table), ("gains", list),
-                                       ("test_images", int), ("sets", int), ("left_out", list),
-                                       ("seconds", "float | None"), ("provenance", Provenance)])
-Stage = make_dataclass("Stage", [("en", str), ("zh", str), ("seconds", float)])
 
 
 @dataclass
 class Report:
-    """Everything the templates render, read once from the inputs."""
+    """Everything the templates read."""
 
     quick: bool
-    models: dict[str, Model | None]
-    folders: dict[str, str]
-    notes: Notes
-    notebooks: dict[str, dict]
-    figures: dict[str, str | None]
-    tables: dict[str, Table | None]
-    summary: dict
-    ablation: Ablation | None
-    ensemble: Ensemble | None
-    resnet: Run | None
-    gpu_runs: GpuRuns | None
-    seeds: Seeds | None
-    init_seeds: InitSeeds | None
-    bench: SpeedBench | None
-    bench_path: str
-    epoch_bench: EpochBench | None
-    layer_bench: LayerBench | None
-    robustness: Robustness | None
-    our_speed: OurSpeed | None
-    builder: dict
-    stages: list = field(default_factory=list)
-
-    @property
-    def myself(self) -> Model | None:
-        return self.models["cnn-by-myself"]
-
-    @property
-    def pytorch(self) -> Model | None:
-        return self.models["cnn-by-pytorch"]
+    myself: Model
+    pytorch: Model
+    ensemble: dict
+    resnet: Run
+    seeds: dict  # the reproduction trained as the original was, over seeds
+    ablation: dict  # the 4-epoch ablation (summary.json), rows by name
+    full: dict  # the full-budget ablation: records by name
+    sweep: dict  # experiments/numpy_sweep
+    speed: dict
+    layers: dict
+    epoch_bench: dict
+    robustness: dict
+    figures: dict[str, Bi]
+    tables: dict[str, Table]
+    facts: dict  # numbers derived from the records for the prose
+    notebooks: dict[str, str | None]
 
 
-# --- Reading the inputs -----------------------------------------------------------------------
+# --- Reading the records ------------------------------------------------------------------------
 
 
-def _rel(target: Path, out: Path) -> str:
-    return Path(os.path.relpath(target, out)).as_posix()
-
-
-def _shown_path(path: Path) -> str:
-    """``path`` relative to the repository when inside it (as the report shows it), else as is."""
-    try:
-        return path.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def _number(x):
-    """``x`` if it is a number (not a bool), else None."""
-    return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
-
-
-def _need(record: dict, keys: tuple[str, ...], where: str) -> None:
-    for key in keys:
-        if key not in record:
-            raise ReportInputError(f"{where}: no '{key}' (not a run's metrics.json?)")
-
-
-def _run_label(name: str) -> Bi:
-    labels = {"tuned": ("tuned", "调优"), "improved": ("improved", "改进"),
-              "reproduction": ("reproduction (the original's settings)", "复现（原报告设置）")}  # fmt: skip
-    return Bi(*labels.get(name, (name, name)))
-
-
-def _copy_figure(source: Path, out: Path, name: str) -> str:
-    shutil.copyfile(source, out / "figures" / name)
-    return f"figures/{name}"
-
-
-def _log_summary(records: list[dict]) -> LogSummary | None:
-    """What the step log says: steps logged, first loss, mean loss/accuracy of the last 100."""
-    steps = [r for r in records if r.get("step") is not None and r.get("loss") is not None]
-    if not steps:
-        return None
-    tail = steps[-min(100, len(steps)) :]
-    return LogSummary(len(steps), steps[-1]["step"], steps[0]["loss"], len(tail),
-                      sum(r["loss"] for r in tail) / len(tail),
-                      sum(r["accuracy"] for r in tail) / len(tail))  # fmt: skip
-
-
-def _verdict(report: dict | None) -> Verdict | None:
-    """Does our largest confusion match the original's (Shirt predicted as T-shirt/top)?"""
-    if not report or not report.get("most_confused"):
-        return None
-    pairs, (t, p) = report["most_confused"], original.LARGEST_CONFUSION
-    rank = next((i + 1 for i, q in enumerate(pairs) if (q["true"], q["predicted"]) == (t, p)), None)
-    top = pairs[0]
-    matrix = report.get("confusion_matrix")
-    return Verdict((top["true"], top["predicted"]) == (t, p), rank, len(pairs),
-                   (_class(top["true"]), _class(top["predicted"])), top["count"], top["rate"],
-                   (_class(t), _class(p)), matrix[t][p] if matrix else None)  # fmt: skip
-
-
-def _class(i: int) -> Bi:
-    return Bi(CLASS_NAMES[i], CLASS_NAMES_ZH[i])
-
-
-def _report_tables(report: dict, key: str) -> tuple[Table, Table, Table]:
-    """The test report of a run: confusion matrix, per-class metrics, most-confused pairs."""
-    confusion = Table(f"confusion/{key}", (["true \\ predicted"] + [str(i) for i in range(10)],
-                                           ["真实 \\ 预测"] + [str(i) for i in range(10)]),
-                      "l" + "r" * NUM_CLASSES,
-                      [[Bi(f"{i} {CLASS_NAMES[i]}", f"{i} {CLASS_NAMES_ZH[i]}")]
-                       + [f"**{v}**" if j == i else v for j, v in enumerate(row)]
-                       for i, row in enumerate(report.get("confusion_matrix") or [])])  # fmt: skip
-    per_class = Table(f"per-class/{key}", (
-        ["Label", "Class", "Precision (%)", "Recall (%)", "F1 (%)", "Support"],
-        ["标签", "类别", "精确率 (%)", "召回率 (%)", "F1 (%)", "样本数"]), "rlrrrr",
-        [[r["class"], Bi(r["name"], f"{CLASS_NAMES_ZH[r['class']]} {r['name']}"), pct(r["precision"]),
-          pct(r["recall"]), pct(r["f1"]), intc(r["support"])] for r in report.get("per_class", [])])  # fmt: skip
-    confused = Table(f"confused/{key}", (
-        ["True class", "Predicted as", "Count", "Share of the true class (%)"],
-        ["真实类别", "被预测为", "次数", "占该类比例 (%)"]), "llrr",
-        [[Bi(p["true_name"], CLASS_NAMES_ZH[p["true"]]),
-          Bi(p["predicted_name"], CLASS_NAMES_ZH[p["predicted"]]), intc(p["count"]), pct(p["rate"])]
-         for p in report.get("most_confused", [])])  # fmt: skip
-    return confusion, per_class, confused
-
-
-EPOCH_HEADER = (["Epoch", "Train loss", "Train acc. (%)", "Val. loss", "Val. acc. (%)", "Test loss",
-                 "Test acc. (%)", "Learning rate", "Seconds", "Selected by validation"],
-                ["轮次", "训练损失", "训练准确率 (%)", "验证损失", "验证准确率 (%)", "测试损失",
-                 "测试准确率 (%)", "学习率", "用时 (s)", "按验证集选中"])  # fmt: skip
-
-
-def _progress_table(run: dict, key: str, epochs: list | None) -> Table | None:
-    """Per checkpoint (NumPy, ``checkpoints``) or per epoch (PyTorch), validation's choice ✓."""
-    if epochs:
-        return Table(f"epochs/{key}", EPOCH_HEADER, "rrrrrrrrrc", [
-            [e["epoch"], fixed(e.get("train_loss")), pct(e.get("train_acc")), fixed(e.get("val_loss")),
-             pct(e.get("val_acc")), fixed(e.get("test_loss")), pct(e.get("test_acc")), cell(e.get("lr")),
-             secs(e.get("seconds")), "✓" if e.get("epoch") == run.get("selected_epoch") else ""]
-            for e in epochs])  # fmt: skip
-    if run.get("checkpoints"):
-        return Table(f"checkpoints/{key}", (
-            ["Checkpoint (step)", "File", "Validation accuracy (%)", "Test accuracy (%)",
-             "Selected by validation"],
-            ["检查点（步）", "文件", "验证准确率 (%)", "测试准确率 (%)", "按验证集选中"]), "rlrrc",
-            [[c["step"], f"`{cell(c['path'])}`", pct(c.get("val_accuracy")), pct(c.get("test_accuracy")),
-              "✓" if c.get("step") == run.get("selected_step") else ""] for c in run["checkpoints"]])  # fmt: skip
-    return None
-
-
-def _run(run: dict, model: str, folder: Path, out: Path, notes: Notes, where: str,
-         main: dict | None = None, figure_keys: tuple[str, ...] = FIGURE_KEYS) -> Run:  # fmt: skip
-    """A run record as the report shows it: figures (of ``figure_keys``) copied, logs linked and
-    summarised, tables made. ``main``: the model's main run, when this is another of its runs."""
-    _need(run, ("name", "params", "test_accuracy"), where)
-    name = run["name"]
-    figures = dict.fromkeys(FIGURE_KEYS)
-    for key, relpath in (run.get("figures") or {}).items():
-        if not relpath or key not in figure_keys:
-            continue
-        if (folder / relpath).is_file():
-            figures[key] = _copy_figure(folder / relpath, out, f"{model}-{name}-{key}{Path(relpath).suffix}")
-        else:
-            notes.add(f"missing input: {model} ({name}): figure '{key}' not found at {folder / relpath}",
-                      f"缺少输入：{model}（{name}）：在 {folder / relpath} 找不到图像 '{key}'")  # fmt: skip
-    links, records = [], []
-    for kind in ("log", "csv"):
-        relpath = (run.get("logs") or {}).get(kind)
-        if relpath and (folder / relpath).is_file():
-            links.append((Path(relpath).name, _rel(folder / relpath, out)))
-            records = read_csv(folder / relpath) if kind == "csv" else records
-        elif relpath:
-            notes.add(f"missing input: {model} ({name}): log file not found at {folder / relpath}",
-                      f"缺少输入：{model}（{name}）：在 {folder / relpath} 找不到日志文件")  # fmt: skip
-    epochs = run.get("epochs")
-    if epochs is None and records and "epoch" in records[0]:
-        epochs = records
-    layers = run.get("layers") or []
-    total = sum(int(layer.get("params", 0)) for layer in layers)
-    if layers and total != run["params"]:
-        notes.add(f"{model} ({name}): layer parameters sum to {total}, metrics say {run['params']}",
-                  f"{model}（{name}）：各层参数之和为 {total}，而 metrics.json 记录的参数量为 "
-                  f"{run['params']}")  # fmt: skip
-    resumed = _number(run.get("resumed_from_step")) or _number(run.get("resumed_from_epoch"))
-    if resumed:
-        unit = ("step", "步") if run.get("resumed_from_step") else ("epoch", "轮")
-        resumed = Bi(f"{unit[0]} {resumed:,}", f"第 {resumed:,} {unit[1]}")
-    key = f"{model}/{name}" if name != "resnet" else "resnet"
-    tables = _report_tables(run["test_report"], key) if run.get("test_report") else (None,) * 3
-    return Run(
-        model, name, _run_label(name), run["params"], run["test_accuracy"],
-        run.get("val_accuracy"), None if resumed else run.get("train_seconds"),
-        run.get("images_per_second"), run.get("hardware"), resumed or None,
-        bool(run.get("recorded_from_log")), (run.get("test_report") or {}).get("n"), figures,
-        links, None if run.get("epochs") is not None or not records or "step" not in records[0]
-        else _log_summary(records),
-        None if main is not None and layers == main.get("layers") else Table(
-            f"layers/{model}/{name}", (["Layer", "Output", "Parameters"], ["层", "输出形状", "参数量"]),
-            "llr", [[cell(x["layer"]), cell(x["output"]), intc(x["params"])] for x in layers]
-            + [[Bi("**Total**", "**合计**"), None, f"**{intc(run['params'])}**"]]),
-        _progress_table(run, key, epochs), *tables, _verdict(run.get("test_report")),
-        run.get("config") or {})  # fmt: skip
-
-
-def _model(model: str, folder: Path, out: Path, notes: Notes) -> tuple[Model | None, dict]:
-    """A model folder's metrics.json as a ``Model`` (None with a note when it has not run), and
-    the raw metrics (the PyTorch model's extras are read from them)."""
-    path = folder / "metrics.json"
+def _read(path: Path, how: str) -> dict:
     if not path.is_file():
-        notes.add(f"missing input: {model}: no metrics.json at {path} (run {NOTEBOOK_SOURCES[model]}, "
-                  "e.g. `make run`); its sections are marked 'not run'",
-                  f"缺少输入：{model}：{path} 处没有 metrics.json（请运行 {NOTEBOOK_SOURCES[model]}，"
-                  "例如 `make run`）；相关章节标注为“未运行”")  # fmt: skip
-        return None, {}
+        raise ReportInputError(f"missing record {_shown(path)} ({how})")
     try:
-        metrics = read_json(path)
+        return read_json(path)
     except ValueError as e:
-        raise ReportInputError(f"{path}: not valid JSON: {e}") from None
-    _need(metrics, ("test_accuracy", "params", "test_report"), str(path))
-    runs = [_run(metrics, model, folder, out, notes, str(path))]
-    reproduction = None
-    if metrics.get("reproduction"):
-        reproduction = _run(metrics["reproduction"], model, folder, out, notes,
-                            f"{path} ('reproduction')", metrics,
-                            ("curves", "curves_first_1000", "confusion"))  # fmt: skip
-        runs.append(reproduction)
-    else:
-        notes.add(f"missing input: {model}: no 'reproduction' run in its metrics.json "
-                  "(the original's settings): marked 'not run'",
-                  f"缺少输入：{model}：metrics.json 中没有 'reproduction' 运行"
-                  "（原报告设置的复现）；标注为“未运行”")  # fmt: skip
-    first = metrics.get("first_images_figure")
-    if first and not (folder / first).is_file():
-        notes.add(f"missing input: {model}: figure {folder / first} not found",
-                  f"缺少输入：{model}：找不到图像 {folder / first}")  # fmt: skip
-    if first and (folder / first).is_file():
-        first = _copy_figure(folder / first, out, f"{model}-{Path(first).name}")
-    counts = metrics.get("class_counts")
-    provenance = Provenance(metrics.get("provenance") or {})
-    trained = sum(r.train_seconds or 0 for r in runs)
-    keys = list(dict.fromkeys(k for r in runs for k in r.config))
-    config = Table(f"config/{model}", (["Hyper-parameter"] + [r.label.en for r in runs],
-                                       ["超参数"] + [r.label.zh for r in runs]), "l" * (len(runs) + 1),
-                   [[f"**`{k}`**" if len(set(v)) > 1 else f"`{k}`", *v]
-                    for k in keys for v in [[cell(r.config.get(k)) for r in runs]]])  # fmt: skip
-    return Model(
-        model, metrics.get("implementation"), metrics.get("model_code_lines"), runs, reproduction,
-        first or None, metrics.get("data"),
-        {s: v for s, v in (counts or {}).items() if v and len(v) == NUM_CLASSES},
-        {s: sum(counts.get(s) or []) for s in ("train", "val", "test")} if counts else None,
-        (metrics.get("gradient_check") or {}).get("max_relative_error"), provenance,
-        # a notebook that ran for less time than its runs trained had resumed them
-        any(r.resumed_from for r in runs) or (provenance.wall_seconds or math.inf) < trained,
-        config), metrics  # fmt: skip
+        raise ReportInputError(f"{_shown(path)}: not valid JSON ({e})") from None
 
 
-def _spread(d: dict) -> Spread:
-    return Spread(d["mean"], d["std"], d["min"], d["max"])
+def _need(record: dict, keys, where: Path):
+    missing = [k for k in keys if k not in record]
+    if missing:
+        raise ReportInputError(f"{_shown(where)}: no {', '.join(map(repr, missing))}")
+    return record
 
 
-# What the report's sentences on the groups over seeds say already: how they were trained.
-_IMPLIED = ("hold_out_validation=False", "cuda_graphs=True")
-
-
-def _init_and_changes(group: dict) -> str:
-    """A group of summarise.seeds_by_init (experiments/) named by its initialisation and whatever
-    else it changes from the reproduction, but for what its sentence says (_IMPLIED), e.g. 'init=he_xavier'."""
-    changes = [change for change in group["description"].split(", ")
-               if change != f"init={group['init']}" and change not in _IMPLIED]
-    return ", ".join([f"init={group['init']}", *changes])
-
-
-def _replayed_as_graphs(group: dict) -> bool:
-    """Whether a group of summarise.seeds_by_init replayed its steps as CUDA graphs
-    (make -C experiments gpu)."""
-    return "cuda_graphs=True" in group["description"].split(", ")
-
-
-def _original_later(later: dict) -> tuple[float | None, float | None]:
-    """The original's mean test accuracy over the same later epochs (when it ran them), and its
-    last epoch's when the runs were as long."""
-    first, last = later["first_epoch"], later["last_epoch"]
-    as_long = last == len(original.TORCH_TEST_ACC)
-    return original.torch_mean_test_acc(first, last), original.TORCH_TEST_ACC[-1] if as_long else None
-
-
-def _seeds(s: dict) -> Seeds:
-    later = s["later_half"]
-    return Seeds([r["seed"] for r in s["rows"]], _spread(s["test_accuracy"]), _spread(later),
-                 later["first_epoch"], later["last_epoch"], _original_later(later)[0])  # fmt: skip
-
-
-def _init_seeds(s: dict) -> InitSeeds:
-    """The reproduction over seeds with each initialisation; groups recorded before
-    ``hold_out_validation`` held out validation."""
-    later = s["groups"][0]["later_half"]
-    e1 = original.TORCH_EPOCH_1
-    rows, groups = [], {"graphed": [], "held_out": [], "all_data": []}
-    for g in s["groups"]:
-        test, lh = _spread(g["test_accuracy"]), _spread(g["later_half"])
-        kind = ("all_data" if not g.get("hold_out_validation", True)
-                else "graphed" if _replayed_as_graphs(g) else "held_out")  # fmt: skip
-        groups[kind].append(InitGroup(_init_and_changes(g), len(g["rows"]), test,
-                                      _original_later(g["later_half"])[1]))  # fmt: skip
-        rows.append([f"`{g['init']}`", cell(g["description"]),
-                     cell(", ".join(dict.fromkeys(r["hardware"] for r in g["rows"]))), len(g["rows"]),
-                     f"{pct(test.mean)} ± {points(test.std)}", f"{pct(lh.mean)} ± {points(lh.std)}",
-                     fixed(g["epoch_1"]["train_loss"]), pct(g["epoch_1"]["train_acc"]),
-                     pct(g["epoch_1"]["test_acc"])])  # fmt: skip
-    rows.append([Bi("the original", "原报告"), Bi("one run, selected on test", "单次运行，按测试集选择"),
-                 None, 1, pct(original.RESULTS["cnn-by-pytorch"]), pct(_original_later(later)[0]),
-                 fixed(e1["train_loss"]), pct(e1["train_acc"]), pct(e1["test_acc"])])  # fmt: skip
-    epochs = f"{later['first_epoch']}-{later['last_epoch']}"
-    table = Table("init-seeds", (
-        ["Initialisation", "Trained as", "Hardware", "Seeds", "Test accuracy at the selected epoch (%)",
-         f"Mean test accuracy, epochs {epochs} (%)", "Epoch 1 train loss",
-         "Epoch 1 train accuracy (%)", "Epoch 1 test accuracy (%)"],
-        ["初始化", "训练方式", "硬件", "种子数", "所选轮次的测试准确率 (%)", f"第 {epochs} 轮平均测试准确率 (%)",
-         "第 1 轮训练损失", "第 1 轮训练准确率 (%)", "第 1 轮测试准确率 (%)"]), "lllrrrrrr", rows)  # fmt: skip
-    return InitSeeds(**groups, left_out=s.get("left_out") or [], table=table)
-
-
-def _ablation(a: dict) -> Ablation:
-    rows = a["rows"]
-    best = max(rows, key=lambda r: r["val_accuracy"])
-    named = [r for r in rows if "baseline" in str(r.get("name", "")).lower()]
-    baseline = named[0] if named else rows[0]
-    table = Table("ablation", (
-        ["Variant", "What changes", "Validation accuracy (%)", "Test accuracy (%)", "Training time (s)"],
-        ["变体", "说明", "验证准确率 (%)", "测试准确率 (%)", "训练用时 (s)"]), "llrrr",
-        [[cell(r["name"]), cell(r.get("description")), pct(r["val_accuracy"]), pct(r.get("test_accuracy")),
-          secs(r.get("train_seconds"))] for r in rows])  # fmt: skip
-    return Ablation(a["epochs"], a["hardware"], table, best, None if baseline is best else baseline)
-
-
-def _ensemble(e: dict) -> Ensemble:
-    accs = e.get("member_test_accuracies") or {}
-    best = max(accs, key=accs.get) if accs else None
-    table = Table("ensemble", (["Member", "Test accuracy (%)"], ["成员", "测试准确率 (%)"]), "lr",
-                  [[cell(n), pct(accs.get(n))] for n in e["members"]]
-                  + [[Bi("**Ensemble**", "**集成**"), f"**{pct(e['test_accuracy'])}**"]])  # fmt: skip
-    return Ensemble(len(e["members"]), e["test_accuracy"], best and (best, accs[best]), table)
-
-
-def _gpu_runs(g: dict) -> GpuRuns:
-    rows = g["rows"]
-    table = Table("gpu-runs", (
-        ["Run", "Configuration", "Epochs", "Selected epoch", "Validation accuracy (%)",
-         "Test accuracy (%)", "Training time (s)", "Hardware"],
-        ["运行", "配置", "轮数", "选出的轮次", "验证准确率 (%)", "测试准确率 (%)", "训练用时 (s)", "硬件"]),
-        "llrrrrrl", [[cell(r["name"]), cell(r["description"]), r["epochs"], r["selected_epoch"],
-                      pct(r["val_accuracy"]), pct(r["test_accuracy"]), secs(r["train_seconds"]),
-                      cell(r["hardware"])] for r in rows])  # fmt: skip
-    # the reproduction's full-length runs, each timed alone by experiments/gpu_runs.sh
-    alone = [r for r in rows if r.get("preset") == "reproduction"
-             and r["epochs"] == len(original.TORCH_TEST_ACC)]  # fmt: skip
-    times = None
-    if len(alone) >= 2:
-        slow, fast = (f(alone, key=lambda r: r["train_seconds"]) for f in (max, min))
-        times = {"slowest": slow, "fastest": fast, "speedup": slow["train_seconds"] / fast["train_seconds"],
-                 "graphs": "cuda_graphs=True" in fast["description"]}  # fmt: skip
-    return GpuRuns(table, times)
-
-
-EXTRAS = {  # key in cnn-by-pytorch/metrics.json: (parse, what in English, in Chinese)
-    "ablation": (_ablation, "ablation study (make -C experiments ablation)",
-                 "消融实验（make -C experiments ablation）"),
-    "ensemble": (_ensemble, "ensemble", "模型集成"),
-    "resnet": (None, "ResNet run (needs a GPU; make -C experiments resnet)",
-               "ResNet（需要 GPU；make -C experiments resnet）"),
-    "gpu_runs": (_gpu_runs, "runs on a GPU (make -C experiments gpu)", "GPU 上的运行（make -C experiments gpu）"),
-    "seeds": (_seeds, "the reproduction with other seeds (make -C experiments seeds)",
-              "其他随机种子的复现（make -C experiments seeds）"),
-    "init_seeds": (_init_seeds, "the reproduction over seeds with each initialisation (make -C "
-                   "experiments gpu, init-seeds, all-data)",
-                   "各初始化方式在多个随机种子下的复现（make -C experiments gpu、init-seeds、all-data）"),
-}  # fmt: skip
-
-
-def _extras(metrics: dict, folder: Path, out: Path, notes: Notes) -> dict:
-    """The PyTorch model's optional parts, each parsed or None with a note when it did not run."""
-    extras = dict.fromkeys(EXTRAS)
-    if not metrics:
-        return extras
-    path = folder / "metrics.json"
-    for key, (parse, en, zh) in EXTRAS.items():
-        value = metrics.get(key)
-        if value is None:
-            notes.add(f"not run: {en}: cnn-by-pytorch/metrics.json has '{key}': null",
-                      f"未运行：{zh}：cnn-by-pytorch/metrics.json 中 '{key}' 为 null")  # fmt: skip
-        elif key == "resnet":
-            extras[key] = _run(value, "cnn-by-pytorch", folder, out, notes, f"{path} ('resnet')",
-                               figure_keys=("curves",))  # fmt: skip
-        else:
-            try:
-                extras[key] = parse(value)
-            except (KeyError, TypeError, IndexError) as e:
-                raise ReportInputError(f"{path}: '{key}' has no {e} ({type(e).__name__})") from None
-    return extras
-
-
-BENCH_COMMANDS = {name: f"python benchmarks/{name}.py --record benchmarks/{name}.json"
-                  for name in ("bench_lenet", "bench_epoch")}  # fmt: skip
-BENCH_COMMANDS["bench_layers"] = "python benchmarks/bench_lenet.py --profile --record benchmarks/bench_layers.json"
-
-
-def _read_optional(path: Path, notes: Notes, parse, what: tuple[str, str], how: tuple[str, str],
-                   left: tuple[str, str], note_missing: bool = True):  # fmt: skip
-    """``parse(path)`` of an optional input, or None: with a note, in English and Chinese, when
-    the file is unreadable (``parse`` raises), or missing (if ``note_missing``), naming the
-    results (``what``), how to make them (``how``), and what the report leaves out (``left``)."""
-    if not path.is_file():
-        if note_missing:
-            notes.add(f"missing input: no {what[0]} at {path} ({how[0]}); {left[0]}",
-                      f"缺少输入：{path} 处没有{what[1]}（{how[1]}）；{left[1]}")  # fmt: skip
-        return None
+def _shown(path: Path) -> str:
     try:
-        return parse(path)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
-        reason = f"no {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__
-        notes.add(f"{what[0]} at {path} could not be read ({reason}); {how[0]} again; {left[0]}",
-                  f"无法读取 {path} 处的{what[1]}（{reason}）；{how[1]} 重新生成；{left[1]}")  # fmt: skip
-        return None
+        return Path(path).resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+    except ValueError:
+        return Path(path).name
 
 
-def _bench(path: Path, notes: Notes, name: str, parse, what: tuple[str, str],
-           left: tuple[str, str], note_missing: bool = True):  # fmt: skip
-    """A benchmark of ``make bench`` (``benchmarks/NAME.py``): ``parse(data, provenance)``."""
-    command = BENCH_COMMANDS[name]
-    how = (f"run `make bench`, i.e. `{command}`", f"请运行 `make bench`，即 `{command}`")
-
-    def read(p: Path):
-        data = read_json(p)
-        prov = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
-        return parse(data, Provenance(prov))
-
-    return _read_optional(path, notes, read, what, how, left, note_missing)
+def _run(d: dict, label: Bi, where: Path, folder: Path | None = None) -> Run:
+    _need(d, ("params", "test_accuracy", "train_seconds", "hardware", "config"), where)
+    steps = []
+    if folder is not None and d.get("checkpoints"):  # the NumPy run's step log, for its curves
+        steps = read_csv(folder / _need(d, ("logs",), where)["logs"]["csv"])
+    return Run(label, d["params"], d["test_accuracy"], d.get("val_accuracy"), d["train_seconds"],
+               d["hardware"], d["config"], d.get("layers") or [], d.get("epochs") or [],
+               d.get("checkpoints") or [], steps, d.get("selected_step", d.get("selected_epoch")),
+               d.get("test_report"), d.get("validation", True), d.get("images_per_second"))  # fmt: skip
 
 
-def _settings(data: dict, keys=("rounds", "steps", "warmup", "threads")) -> dict:
-    return {k: _number(data.get(k)) for k in keys}
+LABELS = {"cnn-by-myself": (Bi("NumPy tuned", "NumPy 调优版"), Bi("NumPy reproduction", "NumPy 复现")),
+          "cnn-by-pytorch": (Bi("PyTorch improved", "PyTorch 改进版"),
+                             Bi("PyTorch reproduction", "PyTorch 复现"))}  # fmt: skip
 
 
-def speed_frame(data: dict):
-    """``bench_lenet.json``'s results as a DataFrame: a row per batch size (ascending), columns
-    numpy, torch (images/s) and ratio (the median of the per-round NumPy/PyTorch ratios)."""
-    import pandas as pd
-
-    rows = {int(b): {"numpy": _number(r.get("numpy_images_per_s")), "torch": _number(r.get("torch_images_per_s")),
-                     "ratio": _number(r.get("ratio"))} for b, r in data["results"].items()}  # fmt: skip
-    if not rows:
-        raise ValueError("no results")
-    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
-
-
-def _speed_bench(data: dict, prov: Provenance, path: Path | None = None, notes: Notes | None = None) -> SpeedBench:
-    """The speed benchmark's results, one row per batch size; settings an older file lacks: None.
-    With ``path``: beside the same benchmark before the NumPy speed-up, when recorded."""
-    frame = speed_frame(data)
-    table = Table("speed", (["Batch size", "NumPy images/s", "PyTorch images/s", "Ratio NumPy/PyTorch"],
-                            ["批大小", "NumPy 图像/秒", "PyTorch 图像/秒", "比值 NumPy/PyTorch"]), "rrrr",
-                  [[b, secs(r["numpy"]), secs(r["torch"]), fixed(r["ratio"], 3)] for b, r in frame.iterrows()])  # fmt: skip
-    before = path and _before(path, notes, "bench_lenet", speed_frame)
-    before = before and _before_after("speed/before-after", Bi("Batch size", "批大小"), " (images/s)", before, frame,
-                                    lambda c, v: fixed(v, 3) if c == "ratio" else secs(v))
-    settings = _settings(data)
-    return SpeedBench(settings, table, prov, _host(prov, settings["threads"]),
-                      [(b, r["ratio"]) for b, r in frame.iterrows() if not _missing(r["ratio"])], before)  # fmt: skip
+def _model(name: str, folder: Path, out: Path) -> tuple[Model, dict]:
+    path = folder / "metrics.json"
+    m = _need(_read(path, f"run {name}/demo.ipynb: make run"), ("reproduction", "insight", "provenance"), path)
+    insight = _need(m["insight"], ("figures", "calibration", "confident_mistakes", "embedding"), path)
+    figures = {}
+    for key in INSIGHT_FIGURES[name]:
+        paths = _need(insight["figures"], (key,), path)[key]
+        for lang in ("en", "zh"):
+            if not (folder / paths[lang]).is_file():
+                raise ReportInputError(f"{_shown(path)}: insight figure {key} ({lang}) not found at {paths[lang]}")
+            shutil.copyfile(folder / paths[lang], out / "figures" / f"{name}-{key}.{lang}.png")
+        figures[key] = Bi(f"figures/{name}-{key}.en.png", f"figures/{name}-{key}.zh.png")
+    main, repro = LABELS[name]
+    model = Model(name, m.get("implementation", name), _run(m, main, path, folder),
+                  _run(m["reproduction"], repro, path, folder), figures, insight["calibration"],
+                  insight["confident_mistakes"], insight["embedding"], m["provenance"],
+                  m.get("class_counts") or {}, m.get("data") or {},
+                  (m.get("gradient_check") or {}).get("max_relative_error"))  # fmt: skip
+    return model, m
 
 
-def _epoch_bench(data: dict, prov: Provenance) -> EpochBench:
-    """One epoch of the PyTorch reproduction, ours against a plain loop (bench_epoch.py)."""
-    r = data["results"]
-    row = [_number(r["ours"]["seconds"]), _number(r["plain"]["seconds"]), _number(r["ratio"])]
-    if None in row:
-        raise ValueError("a figure is not a number")
-    return EpochBench(*row, _settings(data), prov)
+def _seeds(summary: dict, where: Path) -> dict:
+    """The reproduction trained as the original was (all 60,000 images, the original's marked
+    initialisation, last epoch kept), over seeds."""
+    groups = [g for g in _need(summary, ("init_seeds",), where)["init_seeds"]["groups"]
+              if g["init"] == "as_marked" and g.get("validation") is False]  # fmt: skip
+    if not groups:
+        raise ReportInputError(f"{_shown(where)}: no init_seeds group with init 'as_marked' and validation false")
+    g = groups[0]
+    return {"n": len(g["rows"]), **g["test_accuracy"], "hardware": g["rows"][0]["hardware"],
+            "epoch_1": g["epoch_1"]}  # fmt: skip
 
 
-def layer_times(data: dict):
-    """A per-layer profile (``benchmarks/bench_layers.json``, written by ``bench_lenet.py
-    --profile --record``) as a DataFrame: a row per layer, columns (implementation, phase), ms
-    per step; and per layer each implementation's forward + backward. The one place that knows
-    the record's layout: ``{"threads", "results": {"batch", "cpu", "layers": {layer: {"numpy":
-    {"forward", "backward"}, "torch": {...}}}}, "provenance"}``."""
-    import pandas as pd
-
-    layers = data["results"]["layers"]
-    frame = pd.DataFrame({(impl, phase): [float(row[impl][phase]) for row in layers.values()]
-                          for impl in ("numpy", "torch") for phase in ("forward", "backward")},
-                         index=list(layers))  # fmt: skip
-    if frame.empty or frame.isna().any().any():
-        raise ValueError("no layers, or a time is missing")
-    return frame, frame.T.groupby(level=0, sort=False).sum().T
-
-
-def _host(prov: Provenance, threads) -> Bi:
-    """Where a benchmark ran: CPU, cores, BLAS/torch threads (the record's ``threads``)."""
-    cores = f", {prov.cpu_cores} cores" if prov.cpu_cores else ""
-    zh_cores = f"，{prov.cpu_cores} 核" if prov.cpu_cores else ""
-    return Bi(f"{cell(prov.cpu)}{cores}, {intc(threads)} BLAS/torch thread{'s' if threads != 1 else ''}",
-              f"{cell(prov.cpu)}{zh_cores}，BLAS/torch 线程数 {intc(threads)}")  # fmt: skip
+def _sweep(path: Path) -> dict:
+    """experiments/numpy_sweep: the staircase (each step changes the one before it) and the
+    one-factor variants, each with its gain in validation accuracy over its base."""
+    s = _need(_read(path, "make -C experiments numpy-sweep"), ("rows", "hardware", "provenance"), path)
+    by_name = {r["name"]: r for r in s["rows"]}
+    stairs, variants = [], []
+    for r in s["rows"]:
+        base = by_name.get(r.get("base"))
+        gain = r["val_accuracy"] - base["val_accuracy"] if base else None
+        on_stairs = base is None and not stairs or stairs and base is stairs[-1][0]
+        (stairs if on_stairs else variants).append((r, base, gain))
+    return {"stairs": stairs, "variants": variants, "hardware": s["hardware"],
+            "commit": s["provenance"].get("git_commit", "")[:7], "first": stairs[0][0], "last": stairs[-1][0],
+            "largest": max(stairs[1:], key=lambda x: x[2], default=None)}  # fmt: skip
 
 
-def _before(path: Path, notes: Notes, name: str, frame):
-    """``NAME_before.json`` beside ``path``, the benchmark ``name`` run on the code before the
-    NumPy speed-up: (``frame(data)``, its provenance), or None."""
-    return _bench(path.with_name(f"{path.stem}_before.json"), notes, name,
-                  lambda data, prov: (frame(data), prov),
-                  ("benchmark before the NumPy speed-up", "NumPy 提速前的基准测试"),
-                  ("its before/after table is left out", "省略提速前后对比表"), note_missing=False)  # fmt: skip
+def _changes(changes: dict) -> str:
+    return ", ".join(f"`{k}={v}`" for k, v in changes.items()) or "–"
 
 
-# The columns of a before/after table: key, English, Chinese, digits.
-BEFORE_AFTER = {"numpy": ("NumPy", "NumPy"), "torch": ("PyTorch", "PyTorch"),
-                "ratio": ("ratio NumPy/PyTorch", "NumPy/PyTorch 比值")}  # fmt: skip
-
-
-def _before_after(id: str, first: Bi, unit: str, before: tuple, after, fmt, total: bool = False) -> BeforeAfter:
-    """Each row of ``after`` (a DataFrame) beside the same row of ``before`` ((DataFrame,
-    Provenance)), column by column (``BEFORE_AFTER``), each formatted by ``fmt(column, value)``;
-    a total row of the sums if ``total``."""
-    old, prov = before
-    keys = list(dict.fromkeys([*old.index, *after.index]))
-    cols = [c for c in BEFORE_AFTER if c in after.columns]
-    rows = [[cell(k), *(fmt(c, f[c].get(k)) for c in cols for f in (old, after))] for k in keys]
-    if total:
-        rows.append([Bi("**Total**", "**合计**"),
-                     *(f"**{fmt(c, f[c].sum())}**" for c in cols for f in (old, after))])  # fmt: skip
-    head = [(f"{BEFORE_AFTER[c][0]} {w}{unit * (c != 'ratio')}", f"{BEFORE_AFTER[c][1]} {z}{unit * (c != 'ratio')}")
-            for c in cols for w, z in (("before", "提速前"), ("after", "提速后"))]  # fmt: skip
-    return BeforeAfter(Table(id, ([first.en, *(h[0] for h in head)], [first.zh, *(h[1] for h in head)]),
-                             "l" + "r" * len(head), rows), prov)  # fmt: skip
-
-
-def _layer_bench(path: Path, out: Path, notes: Notes) -> LayerBench | None:
-    def parse(data: dict, prov: Provenance) -> LayerBench:
-        frame, total = layer_times(data)
-        ratio = total["numpy"] / total["torch"]
-        table = Table("layer-profile", (
-            ["Layer", "NumPy forward (ms)", "NumPy backward (ms)", "PyTorch forward (ms)",
-             "PyTorch backward (ms)", "Ratio NumPy/PyTorch"],
-            ["层", "NumPy 前向 (ms)", "NumPy 反向 (ms)", "PyTorch 前向 (ms)", "PyTorch 反向 (ms)",
-             "比值 NumPy/PyTorch"]), "lrrrrr",
-            [[cell(layer), *(fixed(v, 3) for v in row), fixed(ratio[layer], 2)]
-             for layer, row in frame.iterrows()]
-            + [[Bi("**Total**", "**合计**"), None, None, None, None,
-                f"**{fixed(total['numpy'].sum() / total['torch'].sum(), 2)}**"]])  # fmt: skip
-        figure = out / "figures" / "layer-profile.png"
-        _pyplot()  # the Agg backend, before fashion_mnist.plots imports pyplot
-        from fashion_mnist.plots import plot_layer_profile
-
-        plot_layer_profile(data, figure)
-        slower, faster = ratio[ratio > 1].sort_values(ascending=False), ratio[ratio <= 1].sort_values()
-        before = _before(path, notes, "bench_layers", lambda d: layer_times(d)[1])
-        before = before and _before_after("layer-profile/before-after", Bi("Layer", "层"), " (ms)",
-                                          before, total, lambda _, v: fixed(v, 3), total=True)  # fmt: skip
-        return LayerBench(int(data["results"]["batch"]), _host(prov, data.get("threads")),
-                          "figures/layer-profile.png", table, [(x, slower[x]) for x in slower.index],
-                          [(x, faster[x]) for x in faster.index], total["numpy"].sum(),
-                          total["torch"].sum(), before, prov)  # fmt: skip
-
-    return _bench(path, notes, "bench_layers", parse, ("per-layer profile", "逐层耗时剖析"),
-                  ("the per-layer profile is left out", "省略逐层耗时剖析"), note_missing=False)  # fmt: skip
-
-
-# The robustness experiment's models compared: the run trained with augmentation, its baseline.
-AUGMENTED = (
-    ("pytorch_improved", "pytorch_reproduction",
-     Bi("random shifts and flips, flip test-time augmentation", "随机平移与翻转，测试时翻转增强"),
-     Bi("no augmentation", "无数据增强")),
-    ("numpy_tuned", "numpy_reproduction", Bi("random 1-pixel shifts", "随机 1 像素平移"),
-     Bi("no augmentation", "无数据增强")),
-)  # fmt: skip
-Gain = make_dataclass("Gain", [("model", str), ("how", Bi), ("baseline", str), ("baseline_how", Bi),
-                               ("mean", float), ("baseline_mean", float), ("clean_gain", float),
-                               ("largest", "tuple[str, float]"), ("smallest", "tuple[str, float]")])
-
-
-def _robustness(path: Path, out: Path, notes: Notes) -> Robustness | None:
-    """``experiments/robustness/robustness.json`` through ``fashion_mnist.corruptions
-    .robustness_table`` (a row per corruption and severity, a column per model): per corruption
-    its accuracy at each severity, with clean and the mean over the corrupted sets; the sentences
-    compare the mean over each corruption's severities."""
-
-    def parse(p: Path) -> Robustness:
-        from fashion_mnist.corruptions import robustness_table
-
-        record = read_json(p)
-        full = robustness_table(record)
-        if full.empty or full.isna().any().any():
-            raise ValueError("no results, or a model lacks a corrupted set")
-        corrupted = full.drop(index=["clean", "mean corrupted"], level=0)
-        per = corrupted.groupby(level=0, sort=False).mean()
-        clean, mean = full.loc[("clean", 0)], full.loc[("mean corrupted", "")]
-        severities = corrupted.groupby(level=0, sort=False).size()
-        def by_severity(c: str, model: str) -> str:  # "87.7 / 76.8 / 38.0" for severities 1-3
-            # no-break spaces: a PDF line break inside a cell would part a value from its severity
-            return "\u00a0/\u00a0".join(f"{100 * v:.1f}" for v in corrupted.loc[c][model])
-
-        table = Table("robustness", (
-            ["Accuracy (%) at severity 1 / 2 / 3", *full.columns],
-            ["各强度下的测试准确率 (%)", *full.columns]),
-            "l" + "r" * len(full.columns),
-            [[Bi("clean", "干净图像"), *(pct(v) for v in clean)]]
-            + [[f"`{c}` ({severities[c]})", *(by_severity(c, m) for m in full.columns)]
-               for c in per.index]
-            + [[Bi(f"**mean over the {len(corrupted)} corrupted sets**", f"**{len(corrupted)} 个损坏集的平均**"),
-                *(f"**{pct(v)}**" for v in mean)]])  # fmt: skip
-        labels = {key: model["label"] for key, model in record["models"].items()}
-        gains = []
-        for key, base, how, base_how in AUGMENTED:
-            if key in labels and base in labels:
-                a, b = labels[key], labels[base]
-                gain = (per[a] - per[b]).sort_values()
-                gains.append(Gain(a, how, b, base_how, mean[a], mean[b], clean[a] - clean[b],
-                                  (gain.index[-1], gain.iloc[-1]), (gain.index[0], gain.iloc[0])))  # fmt: skip
-        figure = p.with_suffix(".png")
-        prov = Provenance(record.get("provenance") or {})
-        return Robustness(_copy_figure(figure, out, "robustness.png") if figure.is_file() else None,
-                          table, gains, int(record["test_images"]), len(corrupted),
-                          [f"{labels.get(x['model'], x['model'])}: {x['reason']}" for x in record.get("left_out") or []],
-                          prov.wall_seconds, prov)  # fmt: skip
-
-    how = ("run `make -C experiments robustness`", "请运行 `make -C experiments robustness`")
-    return _read_optional(path, notes, parse, ("robustness results", "鲁棒性实验结果"), how,
-                          ("the robustness section is marked 'not run'", "“鲁棒性”一节标注为“未运行”"),
-                          note_missing=False)  # fmt: skip
-
-
-def _our_speed(repro: Run | None) -> OurSpeed | None:
-    """Our NumPy reproduction's seconds per step (train_seconds over its configured steps);
-    None when it has not run or was resumed (then its time covers only a part)."""
-    steps = repro.config.get("steps") if repro else None
-    if not steps or not repro.train_seconds:
-        return None
-    per_step = repro.train_seconds / steps
-    return OurSpeed(repro.config.get("batch_size"), steps, repro.train_seconds, repro.hardware,
-                    repro.images_per_second, per_step,
-                    original.NUMPY_SPEED["seconds_per_step"] / per_step)  # fmt: skip
-
-
-# --- Tables across the models -------------------------------------------------------------------
-
-
-def _summary_tables(models: dict[str, Model | None], extras: dict) -> tuple[dict, dict]:
-    """Tables that gather the models (classes, comparison, the original's, references,
-    provenance), and the summary figures the conclusions quote."""
-    myself = models["cnn-by-myself"]
-    counts = myself.class_counts if myself else {}
-    classes = Table("classes", (["Label", "Name", "Chinese name", "Train", "Validation", "Test"],
-                                ["标签", "英文名", "中文名", "训练", "验证", "测试"]), "rllrrr",
-                    [[i, CLASS_NAMES[i], CLASS_NAMES_ZH[i],
-                      *(intc(counts[s][i]) if s in counts else "–" for s in ("train", "val", "test"))]
-                     for i in range(NUM_CLASSES)])  # fmt: skip
-    present = [m for m in models.values() if m]
-    runs = [(m, r) for m in present for r in m.runs]
-    if extras["resnet"]:
-        runs.append((models["cnn-by-pytorch"], extras["resnet"]))
-    comparison = Table("comparison/all", (
-        ["Model", "Run", "Implementation", "Parameters", "Test accuracy (%) (validation-selected)",
-         "Validation accuracy (%)", "Training time (s)", "Images/s", "Hardware", "Lines of model code"],
-        ["模型", "运行", "实现", "参数量", "测试准确率 (%)（按验证集选出）", "验证准确率 (%)", "训练用时 (s)",
-         "图像/秒", "硬件", "模型代码行数"]), "lllrrrrrlr",
-        [[m.name, r.label, cell(m.implementation), intc(r.params), pct(r.test_accuracy),
-          pct(r.val_accuracy), _train_time(r, secs), secs(r.images_per_second), cell(r.hardware),
-          intc(m.code_lines)] for m, r in runs]) if runs else None  # fmt: skip
-    original_table = Table("original", (
-        ["Model", "Original report, test accuracy (%)", "Our reproduction (%)",
-         "Ours, tuned/improved (%)", "Difference (points, ours − original)"],
-        ["模型", "原报告测试准确率 (%)", "我们的复现 (%)", "我们的调优/改进版 (%)",
-         "差值（百分点，调优/改进 − 原报告）"]), "lrrrr",
-        [[name, pct(original.RESULTS[name]), pct(m and m.reproduction and m.reproduction.test_accuracy),
-          pct(m and m.main.test_accuracy), pp(m and m.main.test_accuracy - original.RESULTS[name])]
-         for name, m in models.items()])  # fmt: skip
-    ours = [Bi(f"**ours: {m.name} ({m.main.label.en})**", f"**我们的 {m.name}（{m.main.label.zh}）**")
-            for m in present]  # fmt: skip
-    refs = sorted([(Bi(en, zh), v) for en, zh, v in original.REFERENCE_POINTS]
-                  + [(b, m.main.test_accuracy) for b, m in zip(ours, present, strict=True)],
-                  key=lambda r: r[1])  # fmt: skip
-    references = Table("references", (["Method", "Test accuracy (%)"], ["方法", "测试准确率 (%)"]), "lr",
-                       [[name, pct(v)] for name, v in refs])  # fmt: skip
-    provenance = Table("provenance", (["Field", *models], ["项目", *models]), "l" * (len(models) + 1),
-                       [[f"`{k}`", *(cell(getattr(m.provenance, k) if m else None) for m in models.values())]
-                        for k in PROVENANCE_KEYS])  # fmt: skip
-    best = max(present, key=lambda m: m.main.test_accuracy, default=None)
-    standing = None
-    if best:
-        acc = best.main.test_accuracy
-        below = [r for r in original.REFERENCE_POINTS if r[2] <= acc]
-        above = [r for r in original.REFERENCE_POINTS if r[2] > acc]
-        standing = {"model": best.name, "accuracy": acc, "below": below[-1] if below else None,
-                    "above": above[0] if above else None}  # fmt: skip
-    mm, tm = (m and m.main for m in models.values())
-    speedup = (tm.images_per_second / mm.images_per_second
-               if mm and tm and mm.images_per_second and tm.images_per_second else None)  # fmt: skip
-    tables = {"classes": classes, "comparison": comparison, "original": original_table,
-              "references": references, "provenance": provenance}  # fmt: skip
-    return tables, {"standing": standing, "speedup": speedup}
-
-
-def _train_time(run: Run, fmt) -> str | Bi:
-    """A run's training time, or what replaces it for a resumed run."""
-    return fmt(run.train_seconds) if not run.resumed_from else Bi("resumed", "续跑")
-
-
-def _stage_table(report: Report, total: float) -> Table:
+def _full_ablation(folder: Path, four: dict) -> dict:
+    records = {n: _read(folder / f"{n}.json", "make -C experiments ablation-full")
+               for n in ("improved", "no_translate", "no_flips", "tta_off")}  # fmt: skip
+    improved = records["improved"]
     rows = []
-    for m in filter(None, report.models.values()):
-        for r in m.runs:
-            rows.append([Bi(f"{m.name}: training ({r.label.en})", f"{m.name}: 训练（{r.label.zh}）"),
-                         _train_time(r, secs), _train_time(r, duration)])  # fmt: skip
-        wall = None if m.notebook_resumed else m.provenance.wall_seconds
-        what = (Bi("the whole notebook (training, evaluation, figures)", "整个 notebook（含评估与绘图）")
-                if not m.notebook_resumed else
-                Bi("the whole notebook: resumed, so its wall time is not the training time",
-                   "整个 notebook：从检查点续跑，其用时不是训练用时"))  # fmt: skip
-        rows.append([Bi(f"{m.name}: {what.en}", f"{m.name}: {what.zh}"), secs(wall), duration(wall)])
-    if report.resnet:
-        rows.append([Bi("ResNet training", "ResNet 训练"), _train_time(report.resnet, secs),
-                     _train_time(report.resnet, duration)])  # fmt: skip
-    rows += [[Bi(f"report: {s.en}", f"报告: {s.zh}"), secs(s.seconds), duration(s.seconds)]
-             for s in report.stages]  # fmt: skip
-    rows.append([Bi("**report build, total (until this file was written)**", "**报告构建合计（至写出本文件）**"),
-                 f"**{secs(total)}**", f"**{duration(total)}**"])  # fmt: skip
-    return Table("stages", (["Stage", "Seconds", "Duration"], ["阶段", "用时 (s)", "用时"]), "lrr", rows)
+    for name, short, what in FULL_ABLATION:
+        without = records[name]
+        base4, row4 = four["baseline"], four[short]
+        rows.append({"what": what, "with": improved["val_accuracy"], "without": without["val_accuracy"],
+                     "gain": improved["val_accuracy"] - without["val_accuracy"],
+                     "test_gain": improved["test_accuracy"] - without["test_accuracy"],
+                     "gain4": row4["val_accuracy"] - base4["val_accuracy"], "name": name})  # fmt: skip
+    return {"improved": improved, "rows": rows, "records": records}
 
 
-# --- Derived figures --------------------------------------------------------------------------
+def _speed(bench: Path) -> tuple[dict, dict, dict]:
+    lenet = _need(_read(bench / "bench_lenet.json", "make bench"), ("results", "provenance"), bench)
+    layers = _read(bench / "bench_layers.json", "make bench")
+    epoch = _read(bench / "bench_epoch.json", "make bench")
+    rows = [{"batch": int(b), "cpu": r.get("cpu") or lenet["provenance"]["cpu"], **r}
+            for b, r in sorted(lenet["results"].items(), key=lambda x: int(x[0]))]  # fmt: skip
+    per_layer = {k: sum(v["numpy"].values()) / sum(v["torch"].values()) for k, v in layers["results"]["layers"].items()}
+    totals = {impl: sum(sum(v[impl].values()) for v in layers["results"]["layers"].values()) for impl in ("numpy", "torch")}
+    speed = {"rows": rows, "threads": lenet.get("threads"), "commit": lenet["provenance"]["git_commit"][:7],
+             "cpus": sorted({r["cpu"] for r in rows})}  # fmt: skip
+    slowest = max(per_layer, key=per_layer.get)
+    return speed, {**layers["results"], "ratio": per_layer, "totals": totals, "slowest": slowest}, epoch
 
 
-def _pyplot():
-    import matplotlib
+def _robustness(path: Path) -> tuple[dict, Table]:
+    from fashion_mnist.corruptions import robustness_table
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    record = _read(path, "make -C experiments robustness")
+    full = robustness_table(record)
+    corrupted = full.drop(index=["clean", "mean corrupted"], level=0)
+    per = corrupted.groupby(level=0, sort=False).mean()
+    clean, mean = full.loc[("clean", 0)], full.loc[("mean corrupted", "")]
+    table = Table("robustness", Bi("Test accuracy (%) under each corruption at severities 1 / 2 / 3",
+                                   "各种损坏在强度 1 / 2 / 3 下的测试准确率 (%)"),
+                  [Bi("Corruption", "损坏类型"), *full.columns],
+                  [[Bi("clean", "干净图像"), *(f"{100 * v:.2f}" for v in clean)]]
+                  + [[f"`{c}`", *("\u00a0/\u00a0".join(f"{100 * v:.1f}" for v in corrupted.loc[c][m])
+                                  for m in full.columns)] for c in per.index]
+                  + [[Bi(f"mean of {len(corrupted)} sets", f"{len(corrupted)} 个损坏集平均"),
+                      *(f"{100 * v:.2f}" for v in mean)]])  # fmt: skip
+    best = mean.idxmax()
+    return {"per": per, "clean": clean, "mean": mean, "sets": len(corrupted), "best": best,
+            "worst": mean.idxmin(), "drop": {m: clean[m] - mean[m] for m in full.columns},
+            "hardest": per.mean(axis=1).idxmin(), "hardest_acc": per.mean(axis=1).min()}, table  # fmt: skip
 
-    return plt
+
+def smoothing_floor(eps: float, k: int = 10) -> float:
+    """The lowest cross-entropy a model can reach against labels smoothed by ``eps`` over ``k``
+    classes: the entropy of the smoothed target."""
+    on, off = 1 - eps + eps / k, eps / k
+    return -(on * math.log(on) + (k - 1) * off * math.log(off)) if eps else 0.0
 
 
-def _finish(fig, path: Path) -> bool:
+def _facts(r: Report) -> dict:
+    """Numbers the prose states, derived from the records in one place."""
+    repro, improved = r.pytorch.reproduction, r.pytorch.main
+    held = "val_loss" if repro.validation else "test_loss"
+    low = min(repro.epochs, key=lambda e: e[held])
+    last = repro.epochs[-1]
+    eps = improved.config.get("label_smoothing", 0.0)
+    numpy_repro = r.myself.reproduction
+    cps = numpy_repro.checkpoints
+    best_cpu = max((r.myself.main, improved, r.pytorch.reproduction), key=lambda x: x.test_accuracy)
+    return {
+        "held": held, "loss_low": low, "loss_last": last,
+        "floor": smoothing_floor(eps), "eps": eps, "improved_last": improved.epochs[-1],
+        "numpy_still_rising": cps[-1]["val_accuracy"] >= max(c["val_accuracy"] for c in cps),
+        "torch_last": last["test_acc"], "original_last": original.TORCH_TEST_ACC[-1],
+        "original_best": max(original.TORCH_TEST_ACC), "original_epoch1": original.TORCH_EPOCH_1,
+        "ours_epoch1": repro.epochs[0], "best_cpu": best_cpu,
+        "resnet_gain": r.resnet.test_accuracy - best_cpu.test_accuracy,
+        "claim_gap": r.pytorch.reproduction.test_accuracy - r.myself.main.test_accuracy,
+        "param_ratio": r.pytorch.main.params / r.myself.main.params,
+        "ensemble_best": max(r.ensemble["member_test_accuracies"].items(), key=lambda x: x[1]),
+        "shirt": [m.main.report["per_class"][6]["f1"] for m in (r.myself, r.pytorch)],
+        "largest": [m.main.report["most_confused"][0] for m in (r.myself, r.pytorch)],
+    }  # fmt: skip
+
+
+# --- Tables -------------------------------------------------------------------------------------
+
+
+def _tables(r: Report, original_numpy: dict) -> dict[str, Table]:
+    m, p = r.myself, r.pytorch
+    t = {}
+    for key, model in (("numpy", m), ("pytorch", p)):
+        t[f"layers-{key}"] = Table(f"layers/{key}", Bi(f"The layers of {model.name}", f"{model.name} 的网络结构"),
+                                   [Bi("Layer", "层"), Bi("Output", "输出形状"), Bi("Parameters", "参数量")],
+                                   [[x["layer"], x["output"], intc(x["params"])] for x in model.main.layers]
+                                   + [[Bi("**Total**", "**合计**"), "", f"**{intc(model.main.params)}**"]], "llr")  # fmt: skip
+    counts = m.class_counts
+    t["classes"] = Table("classes", Bi("The ten classes and the images per split", "十个类别及各划分的图像数"),
+                         [Bi("Label", "标签"), Bi("Class", "类别"), Bi("Train", "训练"), Bi("Validation", "验证"), Bi("Test", "测试")],
+                         [[i, Bi(CLASS_NAMES[i], f"{CLASS_NAMES_ZH[i]}（{CLASS_NAMES[i]}）"),
+                           *(intc(counts[s][i]) for s in ("train", "val", "test"))] for i in range(10)], "rlrrr")  # fmt: skip
+    t["numpy-repro"] = Table("numpy/checkpoints", Bi("NumPy reproduction beside the original, test accuracy per checkpoint (%)",
+                                                     "NumPy 复现与原报告各检查点的测试准确率 (%)"),
+                             [Bi("Step", "步数"), Bi("Original", "原报告"), Bi("Ours: validation", "我们：验证集"),
+                              Bi("Ours: test", "我们：测试集")],
+                             [[intc(c["step"]), f"{100 * original_numpy[c['step']]:.2f}" if c["step"] in original_numpy else "–",
+                               f"{100 * c['val_accuracy']:.2f}", f"{100 * c['test_accuracy']:.2f}"]
+                              for c in m.reproduction.checkpoints])  # fmt: skip
+    t["sweep"] = Table("sweep", Bi("The NumPy sweep: from the original's settings to the tuned recipe (staircase), then one change at a time",
+                                   "NumPy 调参实验：从原报告设置逐步走到调优配置（阶梯），以及单因素变体"),
+                       [Bi("Run", "运行"), Bi("Changes from its base", "相对基准的改动"), Bi("Val. (%)", "验证 (%)"),
+                        Bi("Gain (points)", "提升（百分点）"), Bi("Test (%)", "测试 (%)"), Bi("Time (s)", "用时 (s)")],
+                       [[f"{'' if k < len(r.sweep['stairs']) else '↳ '}`{row['name']}`",
+                         _changes(row.get("changes") or {}), f"{100 * row['val_accuracy']:.2f}",
+                         pts(gain) if gain is not None else "–", f"{100 * row['test_accuracy']:.2f}",
+                         f"{row['train_seconds']:.0f}"]
+                        for k, (row, _, gain) in enumerate(r.sweep["stairs"] + r.sweep["variants"])], "llrrrr")  # fmt: skip
+    t["calibration"] = Table("calibration", Bi("Calibration on the test set before and after temperature scaling (fitted on validation)",
+                                               "温度缩放（在验证集上拟合）前后测试集上的校准情况"),
+                             [Bi("Model", "模型"), Bi("Temperature", "温度 T"), Bi("ECE before (%)", "缩放前 ECE (%)"),
+                              Bi("ECE after (%)", "缩放后 ECE (%)"), Bi("NLL before", "缩放前 NLL"), Bi("NLL after", "缩放后 NLL")],
+                             [[x.main.label, f"{x.calibration['temperature']:.3f}", f"{100 * x.calibration['ece_before']:.2f}",
+                               f"{100 * x.calibration['ece_after']:.2f}", f"{x.calibration['nll_before']:.4f}",
+                               f"{x.calibration['nll_after']:.4f}"] for x in (m, p)])  # fmt: skip
+    t["full-ablation"] = Table("ablation-full", Bi("Each contested ingredient left out of the improved recipe for its full budget",
+                                                   "在完整训练预算下从改进配置中去掉单个有争议的做法"),
+                               [Bi("Ingredient", "做法"), Bi("Val. with (%)", "保留时验证 (%)"),
+                                Bi("Val. without (%)", "去掉后验证 (%)"), Bi("It adds (val. points)", "贡献（验证，百分点）"),
+                                Bi("It adds (test points)", "贡献（测试，百分点）"), Bi("At 4 epochs (val. points)", "4 轮消融中（验证，百分点）")],
+                               [[x["what"], f"{100 * x['with']:.2f}", f"{100 * x['without']:.2f}", pts(x["gain"]),
+                                 pts(x["test_gain"]), pts(x["gain4"])] for x in r.full["rows"]])  # fmt: skip
+    t["speed"] = Table("speed", Bi("The same LeNet trained in NumPy and in PyTorch, side by side (images/s)",
+                                   "同一个 LeNet 分别用 NumPy 与 PyTorch 训练的吞吐量对比（图像/秒）"),
+                       [Bi("CPU", "CPU"), Bi("Batch", "批大小"), "NumPy", "PyTorch", Bi("NumPy / PyTorch", "NumPy / PyTorch")],
+                       [[x["cpu"], x["batch"], f"{x['numpy_images_per_s']:,.0f}", f"{x['torch_images_per_s']:,.0f}",
+                         f"{x['ratio']:.2f}"] for x in r.speed["rows"]], "lrrrr")  # fmt: skip
+    names = [x.label for x in (m.main, m.reproduction, p.main, p.reproduction)]
+    t["per-class"] = Table("per-class", Bi("F1 per class on the test set (%)", "各类别测试集 F1 (%)"),
+                           [Bi("Class", "类别"), *names],
+                           [[Bi(CLASS_NAMES[i], CLASS_NAMES_ZH[i]),
+                             *(f"{100 * x.f1[i]:.1f}" for x in (m.main, m.reproduction, p.main, p.reproduction))]
+                            for i in range(10)])  # fmt: skip
+    return t
+
+
+def _appendix_tables(r: Report, summary: dict, robustness: Table) -> dict[str, Table]:
+    t = {"robustness": robustness}
+    for key, run in (("reproduction", r.pytorch.reproduction), ("improved", r.pytorch.main), ("resnet", r.resnet)):
+        t[f"epochs-{key}"] = Table(f"epochs/{key}", Bi(f"{run.label.en}: every epoch", f"{run.label.zh}：逐轮记录"),
+                                   [Bi("Epoch", "轮次"), Bi("Train loss", "训练损失"), Bi("Train acc. (%)", "训练准确率 (%)"),
+                                    Bi("Val. loss", "验证损失"), Bi("Val. acc. (%)", "验证准确率 (%)"),
+                                    Bi("Test loss", "测试损失"), Bi("Test acc. (%)", "测试准确率 (%)")]
+                                   + ([Bi("Original test acc. (%)", "原报告测试准确率 (%)")] if run is r.pytorch.reproduction else []),
+                                   [[f"{e['epoch']}{' ✓' if e['epoch'] == run.selected else ''}", f"{e['train_loss']:.4f}",
+                                     f"{100 * e['train_acc']:.2f}", *(f"{e[k]:.4f}" if e.get(k) is not None else "–" for k in ("val_loss",)),
+                                     f"{100 * e['val_acc']:.2f}" if e.get("val_acc") is not None else "–",
+                                     f"{e['test_loss']:.4f}", f"{100 * e['test_acc']:.2f}"]
+                                    + ([f"{100 * original.TORCH_TEST_ACC[e['epoch'] - 1]:.2f}"] if run is r.pytorch.reproduction else [])
+                                    for e in run.epochs])  # fmt: skip
+    t["checkpoints"] = Table("checkpoints", Bi("NumPy tuned run: every checkpoint", "NumPy 调优版：各检查点"),
+                             [Bi("Step", "步数"), Bi("Val. acc. (%)", "验证准确率 (%)"), Bi("Test acc. (%)", "测试准确率 (%)")],
+                             [[f"{intc(c['step'])}{' ✓' if c['step'] == r.myself.main.selected else ''}",
+                               f"{100 * c['val_accuracy']:.2f}", f"{100 * c['test_accuracy']:.2f}"]
+                              for c in r.myself.main.checkpoints])  # fmt: skip
+    runs = [r.myself.main, r.myself.reproduction, r.pytorch.main, r.pytorch.reproduction, r.resnet]
+    keys = list(dict.fromkeys(k for x in runs for k in x.config))
+    t["config"] = Table("config", Bi("Every hyper-parameter of every run", "各运行的全部超参数"),
+                        [Bi("Setting", "参数"), *(x.label for x in runs)],
+                        [[f"`{k}`", *(f"`{x.config[k]}`" if k in x.config else "–" for x in runs)] for k in keys],
+                        "l" * (len(runs) + 1))  # fmt: skip
+    gpu = summary["gpu_runs"]["rows"]
+    t["gpu"] = Table("gpu", Bi("Runs on a GPU (experiments/gpu)", "GPU 上的运行（experiments/gpu）"),
+                     [Bi("Run", "运行"), Bi("Configuration", "配置"), Bi("Epochs", "轮数"), Bi("Val. (%)", "验证 (%)"),
+                      Bi("Test (%)", "测试 (%)"), Bi("Time (s)", "用时 (s)")],
+                     [[f"`{x['name']}`", x["description"], x["epochs"], f"{100 * x['val_accuracy']:.2f}",
+                       f"{100 * x['test_accuracy']:.2f}", f"{x['train_seconds']:.1f}"] for x in gpu], "llrrrr")  # fmt: skip
+    groups = summary["init_seeds"]["groups"]
+    t["init"] = Table("init-seeds", Bi("The PyTorch reproduction over seeds, by initialisation and training set",
+                                       "PyTorch 复现在多个随机种子下的结果（按初始化方式与训练集划分）"),
+                      [Bi("Initialisation", "初始化"), Bi("Validation held out", "留出验证集"), Bi("Hardware", "硬件"),
+                       Bi("Seeds", "种子数"), Bi("Test acc. (%)", "测试准确率 (%)"), Bi("Epoch 1 train loss", "第 1 轮训练损失")],
+                      [[f"`{g['init']}`", Bi("yes", "是") if g.get("validation", True) else Bi("no", "否"),
+                        g["rows"][0]["hardware"], len(g["rows"]),
+                        f"{100 * g['test_accuracy']['mean']:.2f} ± {100 * g['test_accuracy']['std']:.2f}",
+                        f"{g['epoch_1']['train_loss']:.4f}"] for g in groups]
+                      + [[Bi("the original", "原报告"), Bi("no", "否"), "–", 1, f"{100 * original.TORCH_TEST_ACC[-1]:.2f}",
+                          f"{original.TORCH_EPOCH_1['train_loss']:.4f}"]], "llllrr")  # fmt: skip
+    t["ablation4"] = Table("ablation4", Bi("The 4-epoch ablation (experiments/ablation)", "4 轮消融实验（experiments/ablation）"),
+                           [Bi("Variant", "变体"), Bi("Change", "改动"), Bi("Val. (%)", "验证 (%)"), Bi("Test (%)", "测试 (%)")],
+                           [[f"`{x['name']}`", x["description"], f"{100 * x['val_accuracy']:.2f}", f"{100 * x['test_accuracy']:.2f}"]
+                            for x in r.ablation["rows"].values()], "llrr")  # fmt: skip
+    prov = [("cnn-by-myself", r.myself.provenance), ("cnn-by-pytorch", r.pytorch.provenance)]
+    t["provenance"] = Table("provenance", Bi("Where and at which commit each notebook ran", "各 notebook 的运行环境与提交"),
+                            [Bi("Field", "项目"), *(n for n, _ in prov)],
+                            [[f"`{k}`", *(str(v.get(k))[:12] if k == "git_commit" else str(v.get(k, "–")) for _, v in prov)]
+                             for k in ("git_commit", "date", "cpu", "cpu_cores", "python", "numpy", "torch", "wall_seconds")],
+                            "lll")  # fmt: skip
+    t["stages"] = Table("stages", Bi("Training time of each run", "各运行的训练用时"),
+                        [Bi("Run", "运行"), Bi("Hardware", "硬件"), Bi("Training time", "训练用时")],
+                        [[x.label, x.hardware, secs(x.train_seconds)] for x in runs], "llr")  # fmt: skip
+    return t
+
+
+# --- Figures ------------------------------------------------------------------------------------
+
+
+def _draw(out: Path, name: str, draw) -> Bi:
+    """``draw(lang)`` saved as figures/NAME.en.png and NAME.zh.png."""
     from fashion_mnist.plots import save
 
-    fig.tight_layout()
-    save(fig, path)
-    _pyplot().close(fig)
-    return True
+    for lang in ("en", "zh"):
+        fig = draw(lang)
+        save(fig, out / "figures" / f"{name}.{lang}.png")
+        charts.plt.close(fig)
+    return Bi(f"figures/{name}.en.png", f"figures/{name}.zh.png")
 
 
-def _plot_class_balance(counts: dict, path: Path) -> bool:
-    if "train" not in counts:
-        return False
-    import numpy as np
-
-    x = np.arange(NUM_CLASSES)
-    splits = [s for s in ("train", "val", "test") if s in counts]
-    width = 0.8 / len(splits)
-    fig, ax = _pyplot().subplots(figsize=(10, 3.6))
-    for k, split in enumerate(splits):
-        ax.bar(x + (k - (len(splits) - 1) / 2) * width, counts[split], width, label=split)
-    ax.set_xticks(x, CLASS_NAMES, rotation=30, ha="right")
-    ax.set(ylabel="images", title="Images per class and split")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend()
-    return _finish(fig, path)
-
-
-def _plot_accuracy_ladder(entries: list[tuple[str, float, str]], path: Path) -> bool:
-    """Horizontal bars: public reference points, the original's results and ours."""
-    entries = sorted(entries, key=lambda e: e[1])
-    colors = {"reference": "tab:gray", "original": "tab:orange", "ours": "tab:blue"}
-    fig, ax = _pyplot().subplots(figsize=(9, 0.38 * len(entries) + 1.2))
-    ax.barh([e[0] for e in entries], [100 * e[1] for e in entries],
-            color=[colors[e[2]] for e in entries])  # fmt: skip
-    for i, e in enumerate(entries):
-        ax.text(100 * e[1] + 0.1, i, f"{100 * e[1]:.2f}", va="center", fontsize=8)
-    ax.set_xlim(max(0.0, min(100 * e[1] for e in entries) - 3), 100)
-    ax.set(xlabel="test accuracy (%)", title="Test accuracy: ours (blue), the original (orange), "
-           "public reference points (grey)")  # fmt: skip
-    ax.grid(axis="x", alpha=0.3)
-    return _finish(fig, path)
+def _figures(r: Report, out: Path) -> dict[str, Bi]:
+    m, p = r.myself, r.pytorch
+    models = (m.main, m.reproduction, p.main, p.reproduction)
+    stairs = [(row["name"], row["val_accuracy"], row["test_accuracy"]) for row, _, _ in r.sweep["stairs"]]
+    return {
+        "numpy_curves": _draw(out, "numpy-curves", lambda lang: charts.numpy_curves(
+            [m.reproduction, m.main], original.NUMPY_TEST_ACC, lang)),
+        "sweep": _draw(out, "numpy-sweep", lambda lang: charts.sweep(stairs, lang)),
+        "torch_repro": _draw(out, "torch-reproduction", lambda lang: charts.torch_reproduction(
+            p.reproduction.epochs, original.TORCH_TEST_ACC, lang)),
+        "torch_losses": _draw(out, "torch-losses", lambda lang: charts.torch_losses([p.reproduction, p.main], lang)),
+        "confusion": _draw(out, "confusion-errors", lambda lang: charts.confusion_errors(
+            [(x.main.label(lang), x.main.report["confusion_matrix"]) for x in (m, p)], lang)),
+        "f1": _draw(out, "per-class-f1", lambda lang: charts.per_class_f1(
+            [(x.label(lang), x.f1) for x in models], lang)),
+        "layers": _draw(out, "layer-profile", lambda lang: charts.layer_profile(r.layers["layers"], lang)),
+        "robustness": _draw(out, "robustness", lambda lang: charts.robustness(
+            r.robustness["per"], r.robustness["clean"], lang)),
+    }  # fmt: skip
 
 
-# --- Notebooks, rendering, PDF ----------------------------------------------------------------
+# --- Reading everything once --------------------------------------------------------------------
 
 
-def _export_notebooks(folder: Path, out: Path, notes: Notes) -> dict:
-    """Each executed notebook as HTML (nbconvert) in ``out/notebooks/``; a note when it cannot."""
-    result = {}
+def read_inputs(myself: Path, pytorch: Path, experiments: Path, bench: Path, notebooks: Path | None,
+                out: Path, quick: bool) -> Report:  # fmt: skip
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    numpy_model, _ = _model("cnn-by-myself", Path(myself), out)
+    torch_model, torch_metrics = _model("cnn-by-pytorch", Path(pytorch), out)
+    where = Path(experiments) / "summary.json"
+    summary = _need(_read(where, "make -C experiments summary"), ("ablation", "resnet", "gpu_runs", "init_seeds"), where)
+    ablation = {**summary["ablation"], "rows": {x["name"]: x for x in summary["ablation"]["rows"]}}
+    speed, layers, epoch = _speed(Path(bench))
+    robustness, robustness_table = _robustness(Path(experiments) / "robustness" / "robustness.json")
+    ensemble = _need(torch_metrics, ("ensemble",), Path(pytorch) / "metrics.json")["ensemble"]
+    r = Report(quick, numpy_model, torch_model, ensemble,
+               _run(summary["resnet"], Bi("ResNet (GPU)", "ResNet（GPU）"), where), _seeds(summary, where),
+               ablation, _full_ablation(Path(experiments) / "ablation_full", ablation["rows"]),
+               _sweep(Path(experiments) / "numpy_sweep" / "numpy_sweep.json"), speed, layers, epoch,
+               robustness, {}, {}, {}, _export_notebooks(notebooks, out))  # fmt: skip
+    r.facts = _facts(r)
+    r.tables = {**_tables(r, original.NUMPY_TEST_ACC), **_appendix_tables(r, summary, robustness_table)}
+    r.figures = _figures(r, out)
+    return r
+
+
+def _export_notebooks(folder: Path | None, out: Path) -> dict[str, str | None]:
+    """Each executed notebook as HTML in out/notebooks/ when it is there (a full or quick run
+    leaves them in runs/); a fresh clone has none and the report says so."""
+    links = dict.fromkeys(MODELS)
     for model in MODELS:
-        source = folder / f"{model}.ipynb"
-        result[model] = {"href": None, "missing": str(source)}
+        source = Path(folder or "-") / f"{model}.ipynb"
         if not source.is_file():
-            notes.add(f"missing input: executed notebook {source} not found: not exported",
-                      f"缺少输入：找不到已执行的 notebook {source}，未导出")  # fmt: skip
+            print(f"report: no executed notebook {_shown(source)}: not linked", file=sys.stderr)
             continue
-        try:
-            import nbformat
-            from nbconvert import HTMLExporter
+        import nbformat
+        from nbconvert import HTMLExporter
 
-            body, _ = HTMLExporter().from_notebook_node(nbformat.read(source, as_version=4))
-        except Exception as e:  # a damaged notebook costs its link, not the report
-            notes.add(f"executed notebook {source} could not be exported: {e}",
-                      f"已执行的 notebook {source} 无法导出：{e}")  # fmt: skip
-            continue
+        body, _ = HTMLExporter().from_notebook_node(nbformat.read(source, as_version=4))
         write_text(out / "notebooks" / f"{model}.html", body)
-        result[model] = {"href": f"notebooks/{model}.html", "missing": None}
-    return result
+        links[model] = f"notebooks/{model}.html"
+    return links
 
 
-def _data_uri(path: Path) -> str:
-    kind = {".png": "image/png", ".jpg": "image/jpeg", ".svg": "image/svg+xml"}
-    mime = kind.get(path.suffix.lower(), "application/octet-stream")
-    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+# --- Rendering ----------------------------------------------------------------------------------
 
-
-@jinja2.pass_context
-def _table(context, table: Table | None) -> str:
-    return table.markdown(context["lang"]) if table else ""
+CJK = "\u3000-\u303f\u4e00-\u9fff\uff00-\uffef"
 
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)  # fmt: skip
-    env.filters.update(pct=pct, pct_s=pct_s, fixed=fixed, intc=intc, secs=secs, duration=duration,
-                       cell=cell, pp=pp, points=points)  # fmt: skip
-    env.filters["trained"] = lambda run: getattr(_train_time(run, duration), "en", duration(run.train_seconds))
-    env.globals.update(table=_table, sha256=SHA256, n_classes=NUM_CLASSES, image_shape=(ROWS, COLS),
-                       original=original.RESULTS, original_speed=original.NUMPY_SPEED)  # fmt: skip
+    env.filters.update(pct=pct, pts=pts, intc=intc, secs=secs, changes=_changes)
+    env.globals.update(original=original, sha256=SHA256, class_names=CLASS_NAMES, class_names_zh=CLASS_NAMES_ZH)
     return env
 
 
-def _markdown_to_html(markdown: str, out: Path) -> dict:
-    """Markdown to HTML parts: the title (h1), the body after it, and a table of contents.
+def render_markdown(r: Report, lang: str, env: jinja2.Environment | None = None) -> str:
+    """One language's Markdown; figures and tables are numbered in the order they appear."""
+    env = env or _environment()
+    count = {"figure": 0, "table": 0}
 
-    Tables and raw HTML comments are kept; every local image is embedded as a data URI, so the
-    HTML stands alone.
-    """
+    def caption(kind: str, text: str) -> str:
+        count[kind] += 1
+        word = {"figure": ("Figure", "图"), "table": ("Table", "表")}[kind][lang == "zh"]
+        return f"**{word} {count[kind]}.** {text}" if lang == "en" else f"**{word} {count[kind]}** {text}"
+
+    def figure(paths, text: str) -> str:
+        images = " ".join(f"![{text}]({p(lang)})" for p in (paths if isinstance(paths, list) else [paths]))
+        return f"{images}\n\n{caption('figure', text)}"
+
+    def table(t: Table) -> str:
+        return f"{caption('table', t.caption(lang))}\n\n{t.markdown(lang)}"
+
+    suffix = ".zh" if lang == "zh" else ""
+    text = env.get_template(f"report{suffix}.md.j2").render(r=r, f=r.facts, lang=lang, figure=figure,
+                                                            table=table, caption=caption)  # fmt: skip
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    if lang == "zh":  # a line break or space between two CJK characters would show as a space
+        text = re.sub(rf"(?<=[{CJK}])(\*\*)?[ \n](?=[{CJK}])", r"\1", text)
+    return text
+
+
+def _markdown_to_html(markdown: str, out: Path) -> dict:
+    """The title (h1), the body after it and a table of contents; images embedded as data URIs."""
     import mistune
     from mistune.toc import add_toc_hook, render_toc_ul
 
-    class EmbeddingRenderer(mistune.HTMLRenderer):
-        def image(self, text: str, url: str, title: str | None = None) -> str:
-            if not re.match(r"^(https?:|data:)", url) and (out / url).is_file():
-                url = _data_uri(out / url)
-            return super().image(text, url, title)
-
-    md = mistune.create_markdown(escape=False, renderer=EmbeddingRenderer(escape=False),
-                                 plugins=["table", "strikethrough"])  # fmt: skip
+    md = mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])
     add_toc_hook(md, min_level=2, max_level=2)
     html, state = md.parse(markdown)
-    head, sep, body = html.partition("</h1>")
-    if not sep:
-        head, body = "", html
-    return {"heading": head + sep, "body": body, "toc": render_toc_ul(state.env["toc_items"])}
+
+    def embed(match: re.Match) -> str:
+        path = out / match[1]
+        return f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"'
+
+    html = re.sub(r'src="((?:figures)/[^"]+\.png)"', embed, html)
+    head, _, body = html.partition("</h1>")
+    return {"heading": head + "</h1>", "body": body, "toc": render_toc_ul(state.env["toc_items"])}
 
 
 def find_chromium() -> str | None:
-    for candidate in ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(candidate)
-        if found:
-            return found
-    return None
-
-
-def chromium(args: list[str], timeout: float = 180) -> subprocess.CompletedProcess:
-    """Run headless Chromium (as root too) with a throwaway profile and a timeout."""
-    binary = find_chromium()
-    if binary is None:
-        raise FileNotFoundError("chromium not found")
-    with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
-        command = [
-            binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
-            f"--user-data-dir={profile}", *args,
-        ]  # fmt: skip
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)  # fmt: skip
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 
 
 def print_pdf(html: Path, pdf: Path) -> str | None:
-    """Render ``html`` to ``pdf`` with headless Chromium; returns why not, or None on success."""
-    if find_chromium() is None:
+    """``html`` to ``pdf`` with headless Chromium (page numbers come from the CSS @page rules);
+    returns why not, or None on success."""
+    binary = find_chromium()
+    if binary is None:
         return "chromium not found (Debian: apt-get install chromium fonts-noto-cjk): no PDF"
     tmp = pdf.with_name(f".{pdf.name}.tmp")
-    try:
-        proc = chromium(["--no-pdf-header-footer", "--print-to-pdf-no-header",
-                         f"--print-to-pdf={tmp}", html.resolve().as_uri()])  # fmt: skip
-    except subprocess.TimeoutExpired:
-        tmp.unlink(missing_ok=True)
-        return "chromium timed out: no PDF"
+    with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
+        proc = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                               "--disable-background-networking", "--disable-dev-shm-usage",
+                               f"--user-data-dir={profile}", "--no-pdf-header-footer",
+                               f"--print-to-pdf={tmp}", html.resolve().as_uri()],
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
     if not tmp.is_file() or tmp.stat().st_size == 0:
-        tmp.unlink(missing_ok=True)
-        return f"chromium failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"
+        return f"chromium failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
     os.replace(tmp, pdf)
     return None
 
@@ -1149,203 +634,68 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def update_readme(readme: Path, block: str) -> None:
-    """Replace only what lies between the results markers of ``readme``, atomically."""
+    """Replace only what lies between the results markers of ``readme``."""
     text = readme.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
     if not pattern.search(text):
-        raise ReportInputError(f"{readme}: no {README_START} ... {README_END} block")
+        raise ReportInputError(f"{_shown(readme)}: no {README_START} ... {README_END} block")
     new = pattern.sub(lambda _: f"{README_START}\n{block.strip()}\n{README_END}", text, count=1)
     if new != text:
         write_text(readme, new)
 
 
-# --- The build --------------------------------------------------------------------------------
+TITLES = Bi("Fashion-MNIST clothing classification: a CNN from scratch in NumPy and one in PyTorch",
+            "Fashion-MNIST 服装图像分类：NumPy 手写 CNN 与 PyTorch CNN")
 
 
-def read_inputs(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool, bench: Path,
-                robustness: Path, timed) -> Report:  # fmt: skip
-    """Every input, read once into the report's context (figures copied into ``out/figures``)."""
-    notes = Notes()
-    folders = {"cnn-by-myself": Path(myself), "cnn-by-pytorch": Path(pytorch)}
-    with timed("read metrics and logs, copy figures", "读取指标与日志、复制图像"):
-        models, metrics = {}, {}
-        for name, folder in folders.items():
-            models[name], metrics[name] = _model(name, folder, out, notes)
-        extras = _extras(metrics["cnn-by-pytorch"], folders["cnn-by-pytorch"], out, notes)
-    bench = Path(bench)
-    speed = _bench(bench, notes, "bench_lenet", lambda data, prov: _speed_bench(data, prov, bench, notes), ("speed benchmark results", "速度基准测试结果"),
-                   ("the speed section is marked 'not run'", "“训练速度”一节标注为“未运行”"))  # fmt: skip
-    epoch = _bench(bench.parent / "bench_epoch.json", notes, "bench_epoch", _epoch_bench,
-                   ("epoch benchmark results", "单轮训练基准测试结果"),
-                   ("the comparison of our epoch with a plain PyTorch loop is left out",
-                    "省略我们的训练循环与朴素 PyTorch 循环的对比"))  # fmt: skip
-    with timed("draw the class-balance and accuracy figures", "绘制类别分布与准确率对比图"):
-        tables, summary = _summary_tables(models, extras)
-        figures = dict.fromkeys(("class_balance", "ladder"))
-        myself_counts = models["cnn-by-myself"].class_counts if models["cnn-by-myself"] else {}
-        if _plot_class_balance(myself_counts, out / "figures" / "class-balance.png"):
-            figures["class_balance"] = "figures/class-balance.png"
-        ladder = [(en, value, "reference") for en, _, value in original.REFERENCE_POINTS]
-        ladder += [(f"original: {m}", v, "original") for m, v in original.RESULTS.items()]
-        ladder += [(f"ours: {m.name} ({r.name})", r.test_accuracy, "ours")
-                   for m in models.values() if m for r in m.runs]  # fmt: skip
-        if extras["ensemble"]:
-            ladder.append(("ours: ensemble", extras["ensemble"].test_accuracy, "ours"))
-        if extras["resnet"]:
-            ladder.append(("ours: ResNet", extras["resnet"].test_accuracy, "ours"))
-        if _plot_accuracy_ladder(ladder, out / "figures" / "accuracy-ladder.png"):
-            figures["ladder"] = "figures/accuracy-ladder.png"
-    with timed("draw the per-layer profile (plots.plot_layer_profile)", "绘制逐层耗时图"):
-        layers = _layer_bench(bench.parent / "bench_layers.json", out, notes)
-    with timed("export the executed notebooks to HTML (nbconvert)", "导出已执行的 notebook 为 HTML"):
-        notebook_links = _export_notebooks(Path(notebooks), out, notes)
-    from importlib import metadata
-
-    versions = {}
-    for package in ("jinja2", "mistune", "nbconvert", "matplotlib"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    builder = {"built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-               "commit": _git_commit(), "python": sys.version.split()[0], "versions": versions,
-               "pdf_note": "not printed yet", "final": False, "total_seconds": 0.0}  # fmt: skip
-    return Report(
-        quick=bool(quick or any(metrics[m].get("quick") for m in MODELS)), models=models,
-        folders={m: str(f) for m, f in folders.items()}, notes=notes, notebooks=notebook_links,
-        figures=figures, tables=tables, summary=summary, **extras, bench=speed,
-        bench_path=_shown_path(bench), epoch_bench=epoch, layer_bench=layers,
-        robustness=_robustness(Path(robustness), out, notes),
-        our_speed=_our_speed(models["cnn-by-myself"] and models["cnn-by-myself"].reproduction),
-        builder=builder)  # fmt: skip
-
-
-def build(myself: Path, pytorch: Path, out: Path, notebooks: Path, quick: bool = False,
-          readme: Path | None = None, pdf: bool = True, bench: Path = DEFAULT_BENCH,
-          robustness: Path = DEFAULT_ROBUSTNESS) -> dict:  # fmt: skip
-    """Build everything into ``out``; returns a summary (paths, notes, stage times). ``bench``
-    is the speed benchmark's JSON (``make bench``), ``robustness`` the robustness experiment's."""
-    started = time.perf_counter()
-    stages: list[Stage] = []
+def build(myself: Path, pytorch: Path, out: Path, *, experiments: Path = REPO_ROOT / "experiments",
+          bench: Path = REPO_ROOT / "benchmarks", notebooks: Path | None = None, quick: bool = False,
+          readme: Path | None = None, pdf: bool = True) -> Report:  # fmt: skip
+    """Read every record, write report{,.zh}.{md,html,pdf} into ``out``; returns the context."""
     out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-
-    @contextlib.contextmanager
-    def timed(en: str, zh: str):  # a stage of the build, timed
-        t0 = time.perf_counter()
-        yield
-        stages.append(Stage(en, zh, time.perf_counter() - t0))
-
-    report = read_inputs(myself, pytorch, out, notebooks, quick, bench, robustness, timed)
-    report.stages = stages
+    for folder in ("figures", "notebooks"):  # nothing an earlier build left stays behind
+        shutil.rmtree(out / folder, ignore_errors=True)
+    r = read_inputs(myself, pytorch, experiments, bench, notebooks, out, quick)
     env = _environment()
-
-    def render(final: bool) -> None:
-        report.builder.update(final=final, total_seconds=time.perf_counter() - started)
-        report.tables["stages"] = _stage_table(report, report.builder["total_seconds"])
-        for lang, suffix in (("en", ""), ("zh", ".zh")):
-            template = env.get_template(f"report{suffix}.md.j2")
-            markdown = re.sub(r"\n{3,}", "\n\n", template.render(r=report, lang=lang))
-            write_text(out / f"report{suffix}.md", markdown)
-            pdf_link = f"report{suffix}.pdf" if final and report.builder["pdf_note"] is None else None
-            html = env.get_template("report.html.j2").render(
-                lang=lang, quick=report.quick, title=_title(lang, report.quick), pdf=pdf_link,
-                **_markdown_to_html(markdown, out))  # fmt: skip
-            write_text(out / f"report{suffix}.html", html)
-
-    with timed("render Markdown and HTML (Jinja2, mistune)", "渲染 Markdown 与 HTML"):
-        render(final=False)
-    pdf_note = "PDF not requested (--no-pdf)"
-    if pdf:
-        with timed("print report.pdf and report.zh.pdf (headless Chromium)", "用无头 Chromium 生成 PDF（中英文）"):
-            for suffix in ("", ".zh"):
-                pdf_note = print_pdf(out / f"report{suffix}.html", out / f"report{suffix}.pdf")
-                if pdf_note is not None:
-                    print(f"report: {pdf_note}", file=sys.stderr)
-                    break
-        if pdf_note is not None:
-            stages.pop()
-    report.builder["pdf_note"] = pdf_note
-    render(final=True)  # again, so the stage table holds every stage (the PDF keeps its own)
-    _remove_stale(out)
-
-    readme_updated = False
-    present = any(report.models.values())
-    if readme is not None and not present:
-        print(f"report: no model has run: {readme} left as it is")
-    elif readme is not None and report.quick:
-        print(f"report: a QUICK build never writes the results into {readme}")
-    elif readme is not None:
-        block = env.get_template("readme_results.md.j2").render(
-            r=report, lang="en", report_dir=_rel(out, Path(readme).parent))  # fmt: skip
-        update_readme(Path(readme), block)
-        readme_updated = True
-    total = time.perf_counter() - started
-    print(f"report: built {out}/report.md, report.zh.md, report.html, report.zh.html"
-          f"{', report.pdf, report.zh.pdf' if pdf_note is None else ''} in {total:.1f} s"
-          f"{'; README results updated' if readme_updated else ''}")  # fmt: skip
-    return {"out": out, "notes": [n.__dict__ for n in report.notes], "stages": stages,
-            "pdf": pdf_note is None, "readme_updated": readme_updated, "quick": report.quick,
-            "report": report}  # fmt: skip
-
-
-def _remove_stale(out: Path) -> None:
-    """Delete figures and notebook pages that an earlier build left and this one no longer uses."""
-    used = set()
-    for name in ("report.md", "report.zh.md"):
-        text = (out / name).read_text(encoding="utf-8")
-        used |= set(re.findall(r"\]\(((?:figures|notebooks)/[^)\s]+)\)", text))
-    for folder in ("figures", "notebooks"):
-        for path in sorted((out / folder).glob("*")) if (out / folder).is_dir() else []:
-            if path.is_file() and f"{folder}/{path.name}" not in used:
-                path.unlink()
-                print(f"report: removed {path} (left by an earlier build, no longer used)")
-
-
-def _title(lang: str, quick: bool) -> str:
-    if lang == "zh":
-        title = "Fashion-MNIST 服装图像分类：NumPy 手写 CNN 与 PyTorch CNN"
-        return ("[QUICK 快速模式] " + title) if quick else title
-    title = "Fashion-MNIST clothing classification: a CNN from scratch in NumPy and one in PyTorch"
-    return ("QUICK run: " + title) if quick else title
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                             capture_output=True, text=True, timeout=10, check=True)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
+    for lang, suffix in (("en", ""), ("zh", ".zh")):
+        markdown = render_markdown(r, lang, env)
+        write_text(out / f"report{suffix}.md", markdown)
+        title = ("QUICK: " if quick else "") + TITLES(lang)
+        html = env.get_template("report.html.j2").render(lang=lang, title=title, quick=quick,
+                                                         **_markdown_to_html(markdown, out))  # fmt: skip
+        write_text(out / f"report{suffix}.html", html)
+        if pdf:
+            why = print_pdf(out / f"report{suffix}.html", out / f"report{suffix}.pdf")
+            if why:
+                print(f"report: {why}", file=sys.stderr)
+                pdf = False
+    if readme is not None and not quick:
+        update_readme(Path(readme), env.get_template("readme_results.md.j2").render(
+            r=r, f=r.facts, report_dir=Path(os.path.relpath(out, Path(readme).parent)).as_posix()))
+    print(f"report: built {_shown(out)}/report.md, report.zh.md, HTML{' and PDF' if pdf else ''}")
+    return r
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1],
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add = parser.add_argument
-    add("--quick", action="store_true", help="read runs/quick/, write runs/quick/report/, title says QUICK")
-    add("--myself", type=Path, help="the NumPy model's output folder")
-    add("--pytorch", type=Path, help="the PyTorch model's output folder")
-    add("--out", type=Path, help="where the report goes")
-    add("--notebooks", type=Path, help="folder of the executed notebooks")
-    add("--readme", type=Path, help="README whose results block a full build rewrites (default: the "
-        "repository's README.md when --out is left at its default)")
-    add("--bench", type=Path, default=DEFAULT_BENCH, help="the speed benchmark's results (default: "
-        "%(default)s, written by `make bench`; bench_epoch.json and bench_layers.json beside it)")
-    add("--robustness", type=Path, default=DEFAULT_ROBUSTNESS,
-        help="the robustness experiment's results (default: %(default)s)")
-    add("--no-readme", action="store_true", help="leave the README alone")
+    add("--quick", action="store_true", help="read runs/quick/<model>/, write runs/quick/report/")
+    add("--myself", type=Path, help="the NumPy model's folder (metrics.json, logs/, figures/)")
+    add("--pytorch", type=Path, help="the PyTorch model's folder")
+    add("--experiments", type=Path, default=REPO_ROOT / "experiments", help="the experiments shelf")
+    add("--bench", type=Path, default=REPO_ROOT / "benchmarks", help="folder of the benchmark records")
+    add("--notebooks", type=Path, help="folder of the executed notebooks (default: runs/full|quick/notebooks)")
+    add("--out", type=Path, help="where the report goes (default: report/; the README is updated only then)")
     add("--no-pdf", action="store_true", help="skip the PDF")
     args = parser.parse_args(argv)
     base = REPO_ROOT / "runs" / "quick" if args.quick else REPO_ROOT
-    readme = None if args.no_readme or (args.out and not args.readme) else args.readme or REPO_ROOT / "README.md"
+    out = args.out or (base / "report" if args.quick else REPO_ROOT / "report")
     try:
-        build(myself=args.myself or base / "cnn-by-myself", pytorch=args.pytorch or base / "cnn-by-pytorch",
-              out=args.out or (base / "report" if args.quick else REPO_ROOT / "report"),
+        build(args.myself or base / "cnn-by-myself", args.pytorch or base / "cnn-by-pytorch", out,
+              experiments=args.experiments, bench=args.bench, quick=args.quick, pdf=not args.no_pdf,
               notebooks=args.notebooks or REPO_ROOT / "runs" / ("quick" if args.quick else "full") / "notebooks",
-              quick=args.quick, readme=readme, pdf=not args.no_pdf, bench=args.bench,
-              robustness=args.robustness)  # fmt: skip
+              readme=None if args.out or args.quick else REPO_ROOT / "README.md")  # fmt: skip
     except ReportInputError as e:
         print(f"report: error: {e}", file=sys.stderr)
         return 1

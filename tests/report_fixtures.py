@@ -1,9 +1,9 @@
-"""A small FAKE pair of runs for the report tests: metrics.json files that follow the schema the
-notebooks write, tiny logs, and real small PNGs drawn with ``fashion_mnist.plots``.
+"""FAKE records for the report tests, in the schemas the notebooks, experiments and benchmarks
+write: both model folders (metrics.json with its insight figures, step logs), the experiments
+shelf (summary.json, numpy_sweep, ablation_full, robustness), the benchmarks, executed notebooks.
 
-``make_fake_runs(root)`` writes ``root/cnn-by-myself/``, ``root/cnn-by-pytorch/`` and
-``root/notebooks/``; a fixture built on a real quick run can later replace it (the report only
-reads those folders).
+``make_inputs(root)`` writes them all under ``root`` and returns their paths; ``add_new_records``
+adds only the records that are new in this change to a copy of the real ones (a manual check).
 """
 
 from __future__ import annotations
@@ -135,8 +135,8 @@ def _numpy_run(folder: Path, name: str, seed: int, figs: _Figures, steps: int = 
         figs.get(kind, folder / figures[key])
     return {
         "name": name, "params": 61750, "layers": MYSELF_LAYERS,
-        "config": {"steps": steps, "batch_size": 64, "learning_rate": 0.0005 * (1 + seed),
-                   "momentum": 0.9, "seed": seed, "augment": name == "tuned"},
+        "config": {"steps": steps, "batch_size": 64, "lr": 0.0005 * (1 + seed), "momentum": 0.9,
+                   "seed": seed, "translate": int(name == "tuned")},
         "checkpoint": selected["path"],
         "val_accuracy": selected["val_accuracy"], "test_accuracy": selected["test_accuracy"],
         "train_seconds": 321.25 + seed, "images_per_second": 40.5 + seed, "hardware": HARDWARE,
@@ -178,68 +178,6 @@ def _torch_run(folder: Path, name: str, seed: int, figs: _Figures, epochs: int =
     }  # fmt: skip
 
 
-BENCH_RESULTS = {
-    "64": {"numpy_images_per_s": 4681.163, "torch_images_per_s": 4401.118, "ratio": 1.00839},
-    "128": {"numpy_images_per_s": 5610.581, "torch_images_per_s": 5022.246, "ratio": 1.04799},
-    "256": {"numpy_images_per_s": 15139.87, "torch_images_per_s": 5543.326, "ratio": 0.93421},
-}  # fmt: skip
-
-
-# What ``bench_epoch.py --record`` writes, but the provenance (make_fake_bench adds it).
-EPOCH_BENCH = {"rounds": 5, "steps": 430, "warmup": 5, "threads": 2, "results": {
-    "ours": {"seconds": 37.81, "threads": 2}, "plain": {"seconds": 57.96, "threads": 2},
-    "ratio": 0.6704}}  # fmt: skip
-
-
-# What ``bench_lenet.py --profile --record`` writes, but the provenance (make_fake_bench adds it).
-LAYER_BENCH = {"rounds": 3, "steps": 100, "warmup": 20, "threads": 3, "results": {
-    "batch": 128, "unit": "ms per step", "cpu": "Bench CPU @ 3.1GHz (4 cores)", "layers": {
-        "conv1": {"numpy": {"forward": 2.5, "backward": 5.25}, "torch": {"forward": 1.125, "backward": 2.0}},
-        "relu1/pool1": {"numpy": {"forward": 0.75, "backward": 1.5}, "torch": {"forward": 0.25, "backward": 0.5}},
-        "fc1": {"numpy": {"forward": 0.25, "backward": 0.5}, "torch": {"forward": 0.5, "backward": 1.0}},
-        "sgd": {"numpy": {"forward": 0.0, "backward": 0.5}, "torch": {"forward": 0.0, "backward": 0.25}}}}}  # fmt: skip
-# The same benchmarks on the code before the NumPy speed-up (bench_lenet_before.json, ...).
-BENCH_BEFORE = {"rounds": 3, "steps": 150, "warmup": 20, "threads": 3, "results": {
-    b: {**r, "numpy_images_per_s": r["numpy_images_per_s"] / 2, "ratio": r["ratio"] / 2}
-    for b, r in BENCH_RESULTS.items()}}  # fmt: skip
-LAYER_BENCH_BEFORE = {**LAYER_BENCH, "results": {**LAYER_BENCH["results"], "layers": {
-    name: {"numpy": {k: 2 * v for k, v in row["numpy"].items()}, "torch": row["torch"]}
-    for name, row in LAYER_BENCH["results"]["layers"].items()}}}  # fmt: skip
-BEFORE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def make_fake_bench(path: Path, *, shape: str = "current") -> dict:
-    """Write a fake ``benchmarks/bench_lenet.json`` at ``path``, with ``bench_epoch.json`` and
-    ``bench_layers.json`` beside it for the "current" shape; returns what was written to ``path``.
-
-    ``shape``: "current" (what ``bench_lenet.py --record`` writes: rounds, steps, warmup,
-    threads, results, provenance), "old" (the first recorded file: a command line, results and
-    provenance, no settings) or "corrupt" (not JSON)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if shape == "corrupt":
-        path.write_text("{ not json", encoding="utf-8")
-        return {}
-    provenance = {**PROVENANCE, "git_commit": "fedcba9876543210fedcba9876543210fedcba98",
-                  "git_dirty": shape == "old", "date": "2026-11-27T07:24:07+00:00",
-                  "cpu": "Bench CPU @ 3.1GHz", "wall_seconds": None}  # fmt: skip
-    if shape == "current":
-        data = {"rounds": 7, "steps": 250, "warmup": 15, "threads": 3,
-                "results": BENCH_RESULTS, "provenance": provenance}  # fmt: skip
-        write_json(path.parent / "bench_epoch.json", EPOCH_BENCH | {"provenance": provenance})
-        write_json(path.parent / "bench_layers.json", LAYER_BENCH | {"provenance": provenance})
-        old = {**provenance, "git_commit": BEFORE_COMMIT}
-        write_json(path.parent / "bench_lenet_before.json", BENCH_BEFORE | {"provenance": old})
-        write_json(path.parent / "bench_layers_before.json", LAYER_BENCH_BEFORE | {"provenance": old})
-    elif shape == "old":
-        data = {"command": "python benchmarks/bench_lenet.py --json (5 rounds x 300 steps)",
-                "results": BENCH_RESULTS, "provenance": provenance}  # fmt: skip
-    else:
-        raise ValueError(f"unknown shape {shape!r}")
-    write_json(path, data)
-    return data
-
-
 # What experiments/robustness/run.py writes (its schema; fashion_mnist.corruptions.robustness_table
 # reads it): clean accuracy per model, a row per model, corruption and severity, seconds, provenance.
 # Each model loses DROP[corruption] per severity; the augmented runs lose less on the corruptions
@@ -276,137 +214,152 @@ def _robustness_record() -> dict:
 ROBUSTNESS = _robustness_record()
 
 
-def make_fake_robustness(folder: Path, figure_cache: Path) -> Path:
-    """``folder/robustness.json`` (ROBUSTNESS) and its figure ``robustness.png``; returns the JSON."""
-    write_json(folder / "robustness.json", ROBUSTNESS)
-    _Figures(figure_cache).get("confusion", folder / "robustness.png")  # any small real PNG
-    return folder / "robustness.json"
+def _insight(folder: Path, figs: _Figures, model: str) -> dict:
+    """The ``insight`` block of a metrics.json, its figures drawn once and copied."""
+    keys = ("filters", "feature_maps", "embedding", "saliency" if model == "cnn-by-myself" else "grad_cam",
+            "confusion_errors", "confident_mistakes", "reliability")  # fmt: skip
+    figures = {}
+    for key in keys:
+        figures[key] = {lang: f"figures/insight_{key}.{lang}.png" for lang in ("en", "zh")}
+        for path in figures[key].values():
+            figs.get("images", folder / path)
+    seed = 1 if model == "cnn-by-myself" else 2
+    return {"figures": figures,
+            "calibration": {"temperature": 1.25 + seed / 10, "ece_before": 0.031 + seed / 100,
+                            "ece_after": 0.012 + seed / 1000, "nll_before": 0.31 + seed / 50,
+                            "nll_after": 0.27 + seed / 50, "bins": 15},
+            "confident_mistakes": [{"index": 1000 + k, "label": 6, "predicted": k % 10,
+                                    "probability": 0.99 - k / 100} for k in range(5)],
+            "embedding": {"method": "t-SNE", "n": 2000, "seconds": 12.5}}  # fmt: skip
+
+
+def _sweep_record() -> dict:
+    def row(name, base, changes, val, test):
+        return {"name": name, "base": base, "changes": changes, "config": {"lr": 0.1, **changes},
+                "val_accuracy": val, "test_accuracy": test, "selected_step": 5000,
+                "train_seconds": 50.0 + 10 * val, "images_per_second": 10000.0}  # fmt: skip
+
+    return {"hardware": HARDWARE, "provenance": PROVENANCE, "rows": [
+        row("original", None, {}, 0.8604, 0.8598), row("lr", "original", {"lr": 0.05}, 0.9004, 0.8951),
+        row("batch", "lr", {"batch_size": 128}, 0.9102, 0.9050),
+        row("tuned", "batch", {"schedule": "cosine", "nesterov": True}, 0.9226, 0.9156),
+        row("tuned_no_wd", "tuned", {"weight_decay": 0.0}, 0.9190, 0.9121)]}  # fmt: skip
+
+
+def _ablation_full() -> dict:
+    def run(name, val, test):
+        return {"name": name, "config": {"epochs": 30, "translate": 1, "hflip": True}, "val_accuracy": val,
+                "test_accuracy": test, "selected_epoch": 29, "epochs": 30, "train_seconds": 600.5,
+                "hardware": HARDWARE, "provenance": PROVENANCE}  # fmt: skip
+
+    return {"improved": run("improved", 0.9444, 0.9378), "no_translate": run("no_translate", 0.9401, 0.9342),
+            "no_flips": run("no_flips", 0.9452, 0.9360),
+            "tta_off": {"val_accuracy": 0.9420, "test_accuracy": 0.9342, "checkpoint": "x.pt",
+                        "provenance": PROVENANCE}}  # fmt: skip
+
+
+ABLATION_4 = {"epochs": 4, "hardware": HARDWARE, "provenance": {**PROVENANCE, "git_commit": "374c6fa" + "0" * 33},
+              "rows": [{"name": n, "description": d, "selected_epoch": 4, "val_accuracy": v, "test_accuracy": t,
+                        "train_seconds": 200.0} for n, d, v, t in (
+                  ("baseline", "the reproduction configuration", 0.9044, 0.8980), ("translate", "translate=2", 0.8896, 0.8873),
+                  ("hflip", "hflip=True", 0.8980, 0.8920), ("onecycle", "lr=0.002, schedule=onecycle", 0.9178, 0.9088),
+                  ("label_smoothing", "label_smoothing=0.1", 0.9130, 0.9002),
+                  ("sgd_nesterov", "optimizer=sgd, nesterov=True", 0.8984, 0.8915),
+                  ("tta_flip", "tta_flip=True", 0.8708, 0.8613), ("se", "model=se", 0.9098, 0.9021))]}  # fmt: skip
+SEEDS_AS_MARKED = [0.9263, 0.9300, 0.9248, 0.9285]
+
+
+def _summary_record(folder: Path, figs: _Figures) -> dict:
+    def group(init, validation, tests, hardware):
+        return {"init": init, "validation": validation, "description": f"init={init}",
+                "rows": [{"seed": k, "test_accuracy": t, "hardware": hardware} for k, t in enumerate(tests)],
+                "test_accuracy": {"mean": statistics.fmean(tests), "std": statistics.stdev(tests),
+                                  "min": min(tests), "max": max(tests)},
+                "epoch_1": {"train_loss": 0.4689, "train_acc": 0.8309, "test_acc": 0.8802}}  # fmt: skip
+
+    resnet = _torch_run(folder, "resnet", 3, figs)
+    resnet.update(params=2_776_522, hardware="NVIDIA Fake GPU", test_report=None, recorded_from_log=True)
+    return {"ablation": ABLATION_4, "resnet": resnet,
+            "gpu_runs": {"folder": "gpu", "rows": [{"name": "reproduction_graphs", "description": "reproduction with cuda_graphs=True",
+                                                    "epochs": 20, "selected_epoch": 15, "val_accuracy": 0.9322,
+                                                    "test_accuracy": 0.9205, "train_seconds": 5.93, "hardware": "NVIDIA Fake GPU"}]},
+            "init_seeds": {"groups": [group("pytorch", True, [0.9205, 0.9256], "NVIDIA Fake GPU"),
+                                      group("as_marked", False, SEEDS_AS_MARKED, HARDWARE)], "left_out": []}}  # fmt: skip
 
 
 def _notebook(path: Path, title: str) -> None:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}"),
-                nbformat.v4.new_code_cell("1 + 1", execution_count=1,
-                                          outputs=[nbformat.v4.new_output(
-                                              "execute_result", {"text/plain": "2"},
-                                              execution_count=1)])]  # fmt: skip
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}")]
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
 
 
-def make_fake_runs(root: Path, *, myself: bool = True, pytorch: bool = True,
-                   extras: bool = True, notebooks: bool = True, quick: bool = False,
-                   resnet: bool = False, resnet_from_log: bool = False,
-                   figure_cache: Path | None = None) -> dict:  # fmt: skip
-    """Write fake runs under ``root``; returns {'myself', 'pytorch', 'notebooks'} folders and the
-    metrics written ({model: dict})."""
+def add_new_records(myself: Path, pytorch: Path, experiments: Path, figure_cache: Path) -> None:
+    """The records new in this change, added to the model folders and experiments shelf given:
+    insight blocks (and figures), the NumPy sweep, the full-budget ablation."""
+    figs = _Figures(figure_cache)
+    for folder, model in ((myself, "cnn-by-myself"), (pytorch, "cnn-by-pytorch")):
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        metrics["insight"] = _insight(folder, figs, model)
+        write_json(folder / "metrics.json", metrics)
+    write_json(experiments / "numpy_sweep" / "numpy_sweep.json", _sweep_record())
+    for name, record in _ablation_full().items():
+        write_json(experiments / "ablation_full" / f"{name}.json", record)
+
+
+def make_inputs(root: Path, figure_cache: Path | None = None, *, quick: bool = False) -> dict:
+    """Every record the report reads, fake, under ``root``; returns the folders by role and the
+    records written."""
     root = Path(root)
     figs = _Figures(figure_cache or root / "_figure_cache")
-    paths = {"myself": root / "cnn-by-myself", "pytorch": root / "cnn-by-pytorch",
-             "notebooks": root / "notebooks", "metrics": {}}  # fmt: skip
-    if myself:
-        folder = paths["myself"]
-        tuned = _numpy_run(folder, "tuned", 1, figs)
-        figs.get("images", folder / "figures/first_images.png")
-        metrics = {
-            **tuned, "model": "cnn-by-myself", "implementation": "NumPy (from scratch)",
-            "quick": quick, "model_code_lines": 412,
-            "first_images_figure": "figures/first_images.png",
-            "class_counts": {"train": [5500 + i for i in range(10)], "val": [500] * 10,
-                             "test": [1000 - i for i in range(10)]},
-            "data": {"source": "/usr/share/datasets/fashion-mnist (fake)",
-                     "sha256_verified": True},
-            "gradient_check": {"max_relative_error": 3.2e-8},
-            "reproduction": _numpy_run(folder, "reproduction", 0, figs),
-            "provenance": PROVENANCE,
-        }  # fmt: skip
-        write_json(folder / "metrics.json", metrics)
-        paths["metrics"]["cnn-by-myself"] = metrics
-    if pytorch:
-        folder = paths["pytorch"]
-        metrics = {
-            **_torch_run(folder, "improved", 2, figs), "model": "cnn-by-pytorch",
-            "implementation": "PyTorch", "quick": quick, "model_code_lines": 187,
-            "reproduction": _torch_run(folder, "reproduction", 0, figs),
-            "ablation": None, "ensemble": None, "resnet": None, "gpu_runs": None, "seeds": None,
-            "init_seeds": None,
-            "provenance": {**PROVENANCE, "wall_seconds": 987.6},
-        }  # fmt: skip
-        if extras:
-            metrics["ablation"] = {"epochs": 3, "hardware": HARDWARE, "rows": [
-                {"name": "baseline", "description": "the original's network", "val_accuracy": 0.9012,
-                 "test_accuracy": 0.8987, "train_seconds": 60.5},
-                {"name": "+augment", "description": "random shifts", "val_accuracy": 0.9123,
-                 "test_accuracy": 0.9101, "train_seconds": 70.25},
-                {"name": "+cosine", "description": "cosine LR | annealing", "val_accuracy": 0.9088,
-                 "test_accuracy": 0.9065, "train_seconds": 61.0},
-            ]}  # fmt: skip
-            metrics["ensemble"] = {"members": ["improved", "reproduction", "numpy-tuned"],
-                                   "member_test_accuracies": {"improved": 0.919, "reproduction":
-                                                              0.9011, "numpy-tuned": 0.8123},
-                                   "test_accuracy": 0.9234}  # fmt: skip
-            metrics["gpu_runs"] = {"folder": "gpu", "rows": [
-                {"name": "reproduction", "preset": "reproduction", "description": "reproduction",
-                 "epochs": 20, "selected_epoch": 15, "val_accuracy": 0.9322,
-                 "test_accuracy": 0.9205, "train_seconds": 40.2, "hardware": "NVIDIA Fake GPU 80GB"},
-                {"name": "reproduction_graphs", "preset": "reproduction",
-                 "description": "reproduction with cuda_graphs=True", "epochs": 20,
-                 "selected_epoch": 15, "val_accuracy": 0.9322, "test_accuracy": 0.9205,
-                 "train_seconds": 6.7, "hardware": "NVIDIA Fake GPU 80GB"},
-                {"name": "reproduction_short", "preset": "reproduction",
-                 "description": "reproduction with epochs=10", "epochs": 10,
-                 "selected_epoch": 10, "val_accuracy": 0.9101, "test_accuracy": 0.9003,
-                 "train_seconds": 3.1, "hardware": "NVIDIA Fake GPU 80GB"},
-                {"name": "improved_cutmix", "preset": "improved",
-                 "description": "improved with cutmix=0.5", "epochs": 30, "selected_epoch": 29,
-                 "val_accuracy": 0.9312, "test_accuracy": 0.9243, "train_seconds": 102.0,
-                 "hardware": "NVIDIA Fake GPU 80GB"},
-            ]}  # fmt: skip
-            seeds = [(0, 0.9234, 0.9215), (1, 0.9226, 0.9216), (2, 0.9251, 0.9230)]
-            metrics["seeds"] = {
-                "folder": "seeds",
-                "rows": [{"seed": seed, "name": f"reproduction_seed{seed}", "selected_epoch": 15,
-                          "val_accuracy": 0.93, "test_accuracy": test, "mean_test_acc_later_half":
-                          later, "hardware": HARDWARE} for seed, test, later in seeds],
-                "test_accuracy": {"mean": 0.9237, "std": 0.00128, "min": 0.9226, "max": 0.9251},
-                "later_half": {"first_epoch": 11, "last_epoch": 20, "mean": 0.9220,
-                               "std": 0.00084, "min": 0.9215, "max": 0.9230},
-                "left_out": [],
-            }  # fmt: skip
-            metrics["init_seeds"] = {"folders": ["gpu_seeds", "init_seeds", "all_data"], "left_out": [
-                "reproduction_lr_seed0.json (no other seed trained alike)"], "groups": [{
-                "init": init, "hold_out_validation": "hold_out_validation" not in description,
-                "description": description, "rows": [
-                    {"seed": seed, "name": f"reproduction_{init}_seed{seed}", "selected_epoch": 15,
-                     "val_accuracy": 0.93, "test_accuracy": test, "mean_test_acc_later_half": test,
-                     "hardware": hardware} for seed, test in enumerate(tests)],
-                "test_accuracy": {"mean": statistics.fmean(tests), "std": statistics.stdev(tests),
-                                  "min": min(tests), "max": max(tests)},
-                "later_half": {"first_epoch": 11, "last_epoch": 20, "mean": statistics.fmean(tests),
-                               "std": statistics.stdev(tests), "min": min(tests),
-                               "max": max(tests)},
-                "epoch_1": {"train_loss": loss, "train_acc": acc, "test_acc": 0.8712},
-            } for init, description, hardware, tests, loss, acc in [
-                ("he_xavier", "cuda_graphs=True", "NVIDIA Fake GPU 80GB", [0.9201, 0.9235, 0.9151],
-                 0.5664, 0.8074),
-                ("pytorch", "init=pytorch, cuda_graphs=True", "NVIDIA Fake GPU 80GB",
-                 [0.9205, 0.9256, 0.9248], 0.4622, 0.8326),
-                ("as_marked", "init=as_marked", HARDWARE, [0.9231, 0.9262, 0.9219, 0.9244],
-                 0.4851, 0.8254),
-                ("he_xavier", "hold_out_validation=False", HARDWARE, [0.9221, 0.9243, 0.9215],
-                 0.5903, 0.8061),
-                ("pytorch", "init=pytorch, hold_out_validation=False", HARDWARE, [0.9237, 0.9260],
-                 0.4575, 0.8412),
-            ]]}  # fmt: skip
-        if resnet:
-            run = _torch_run(folder, "resnet", 3, figs)
-            metrics["resnet"] = {**run, "params": 2_777_674, "layers": [],
-                                 "hardware": "NVIDIA Fake GPU 80GB"}  # fmt: skip
-            if resnet_from_log:
-                metrics["resnet"].update(test_report=None, recorded_from_log=True)
-        write_json(folder / "metrics.json", metrics)
-        paths["metrics"]["cnn-by-pytorch"] = metrics
-    if notebooks:
-        for model in ("cnn-by-myself", "cnn-by-pytorch"):
-            _notebook(paths["notebooks"] / f"{model}.ipynb", model)
-    return paths
+    paths = {"myself": root / "cnn-by-myself", "pytorch": root / "cnn-by-pytorch", "experiments": root / "experiments",
+             "bench": root / "benchmarks", "notebooks": root / "notebooks"}  # fmt: skip
+    numpy_tuned = _numpy_run(paths["myself"], "tuned", 1, figs)
+    numpy_tuned["config"].update(translate=1, lr=0.1)
+    myself = {**numpy_tuned, "model": "cnn-by-myself", "implementation": "NumPy (from scratch)", "quick": quick,
+              "class_counts": {"train": [5500] * 10, "val": [500] * 10, "test": [1000] * 10},
+              "data": {"source": "data", "sha256_verified": True}, "gradient_check": {"max_relative_error": 3.2e-8},
+              "reproduction": _numpy_run(paths["myself"], "reproduction", 0, figs), "provenance": PROVENANCE}  # fmt: skip
+    repro = _torch_run(paths["pytorch"], "reproduction", 0, figs, epochs=20)
+    for e in repro["epochs"]:
+        e.update(val_loss=None, val_acc=None, test_loss=0.30 + abs(e["epoch"] - 8) / 100)
+    repro.update(validation=False, val_accuracy=None, selected_epoch=20, test_accuracy=repro["epochs"][-1]["test_acc"])
+    improved = _torch_run(paths["pytorch"], "improved", 2, figs)
+    improved["config"].update(label_smoothing=0.1, hflip=True, translate=1)
+    for e in improved["epochs"]:
+        e.update(train_loss=0.6 + 0.1 / e["epoch"], val_loss=0.25 + 0.1 / e["epoch"])
+    pytorch = {**improved, "model": "cnn-by-pytorch", "implementation": "PyTorch", "quick": quick,
+               "reproduction": repro, "provenance": PROVENANCE,
+               "ensemble": {"members": ["PyTorch improved", "NumPy tuned"], "test_accuracy": 0.9318,
+                            "member_test_accuracies": {"PyTorch improved": 0.9378, "NumPy tuned": 0.9156}}}  # fmt: skip
+    write_json(paths["myself"] / "metrics.json", myself)
+    write_json(paths["pytorch"] / "metrics.json", pytorch)
+    summary = _summary_record(paths["experiments"] / "resnet", figs)
+    write_json(paths["experiments"] / "summary.json", summary)
+    write_json(paths["experiments"] / "robustness" / "robustness.json", ROBUSTNESS)
+    add_new_records(paths["myself"], paths["pytorch"], paths["experiments"], figs.cache)
+    provenance = {**PROVENANCE, "git_commit": "fedcba9876543210fedcba9876543210fedcba98", "cpu": "Bench CPU"}
+    write_json(paths["bench"] / "bench_lenet.json", {"rounds": 5, "steps": 300, "threads": 2, "results": BENCH_RESULTS,
+                                                     "provenance": provenance})  # fmt: skip
+    write_json(paths["bench"] / "bench_layers.json", {**LAYER_BENCH, "provenance": provenance})
+    write_json(paths["bench"] / "bench_epoch.json", {**EPOCH_BENCH, "provenance": provenance})
+    for model in ("cnn-by-myself", "cnn-by-pytorch"):
+        _notebook(paths["notebooks"] / f"{model}.ipynb", model)
+    myself, pytorch = (json.loads((paths[k] / "metrics.json").read_text(encoding="utf-8")) for k in ("myself", "pytorch"))
+    records = {"cnn-by-myself": myself, "cnn-by-pytorch": pytorch, "summary": summary, "sweep": _sweep_record(),
+               "ablation_full": _ablation_full(), "robustness": ROBUSTNESS}  # fmt: skip
+    return {**paths, "records": records}
+
+
+BENCH_RESULTS = {
+    "64": {"numpy_images_per_s": 13391.76, "torch_images_per_s": 8710.83, "ratio": 1.5497, "cpu": "Bench CPU (2 cores)"},
+    "128": {"numpy_images_per_s": 13804.80, "torch_images_per_s": 10790.88, "ratio": 1.0880, "cpu": "Bench CPU (2 cores)"},
+    "256": {"numpy_images_per_s": 8963.34, "torch_images_per_s": 12795.34, "ratio": 0.8252, "cpu": "Bench CPU (2 cores)"},
+}  # fmt: skip
+EPOCH_BENCH = {"rounds": 5, "steps": 430, "warmup": 5, "threads": 2, "results": {
+    "ours": {"seconds": 37.81, "threads": 2}, "plain": {"seconds": 57.96, "threads": 2}, "ratio": 0.6704}}  # fmt: skip
+LAYER_BENCH = {"rounds": 3, "steps": 100, "warmup": 20, "threads": 2, "results": {
+    "batch": 128, "unit": "ms per step", "cpu": "Bench CPU (2 cores)", "layers": {
+        "conv1": {"numpy": {"forward": 2.5, "backward": 5.25}, "torch": {"forward": 1.125, "backward": 2.0}},
+        "relu1/pool1": {"numpy": {"forward": 0.75, "backward": 1.5}, "torch": {"forward": 0.25, "backward": 0.5}},
+        "fc1": {"numpy": {"forward": 0.25, "backward": 0.5}, "torch": {"forward": 0.5, "backward": 1.0}}}}}  # fmt: skip
