@@ -9,7 +9,7 @@
 #    a CUDA graph (cuda_graphs=true) with deterministic kernels. Without graphs it is bound by
 #    kernel launches: 4 ms of CPU per step for 0.5 ms of GPU work on an H200 (torch.profiler,
 #    2026-11-27), 41 s for the 20 epochs.
-# 2. The reproduction over seeds 0-7 with two initialisations (init=he_xavier, the preset's, and
+# 2. The reproduction over seeds 0-7 with the two initialisations (init=as_marked, the preset's, and
 #    init=pytorch, the layers' defaults), eight runs at a time: OUT_DIR/gpu_seeds/.
 # 3. The ResNet replayed as a CUDA graph, which needs a cosine schedule instead of one-cycle and
 #    no CutMix, in two variants side by side: random erasing as in the preset and half as much.
@@ -48,7 +48,7 @@ train() {  # train LIMIT_SECONDS OUT NAME PRESET [--set NAME=VALUE ...]
 SECONDS=0
 train 100 "$out/gpu" reproduction_graphs_deterministic reproduction --set cuda_graphs=true
 
-for init in he_xavier pytorch; do
+for init in as_marked pytorch; do
     for seed in 0 1 2 3 4 5 6 7; do
         train 150 "$out/gpu_seeds" "reproduction_${init}_seed$seed" reproduction \
             --set cuda_graphs=true --set init=$init --set seed=$seed &
