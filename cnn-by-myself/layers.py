@@ -37,6 +37,15 @@ def channel_sum(x: np.ndarray) -> np.ndarray:
     return partial.reshape(x.shape[0], -1).sum(axis=1, dtype=np.float64)  # (C,)
 
 
+def channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-channel sum of ``a * b`` (both ``(C, ...)``), in float64, without the product array:
+    a batched matmul takes one dot product per (c, h, w) over the batch (as ``channel_sum``, in
+    the arrays' precision), and the (C, H*W) partial sums are added in float64."""
+    n = a.shape[-1]
+    partial = a.reshape(-1, 1, n) @ b.reshape(-1, n, 1)  # (C*H*W, 1, 1)
+    return partial.reshape(a.shape[0], -1).sum(axis=1, dtype=np.float64)  # (C,)
+
+
 def to_input(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     """uint8 ``(N, 784)`` images -> ``(1, 28, 28, N)`` floats in [0, 1], batch innermost."""
     n = images.shape[0]
@@ -193,7 +202,7 @@ class BatchNorm2D(Layer):
             m = x.size // C
             mean = channel_sum(x) / m  # float64 statistics: float32 sums of 10^5 values drift
             out = x - mean.astype(x.dtype).reshape(per_channel)
-            var = channel_sum(np.square(out)) / m
+            var = channel_dot(out, out) / m  # no squared copy
             mom = self.momentum
             self.buffers["running_mean"][:] = mom * self.buffers["running_mean"] + (1 - mom) * mean
             self.buffers["running_var"][:] = mom * self.buffers["running_var"] + (1 - mom) * var
@@ -210,23 +219,23 @@ class BatchNorm2D(Layer):
         return out
 
     def backward(self, dout):
-        # Training-mode gradient (batch statistics depend on x):
+        # Training-mode gradient (batch statistics depend on x), with xhat = (x - mean) * inv_std:
         # dx = gamma * inv_std / M * (M * dout - sum(dout) - xhat * sum(dout * xhat))
+        #    = a * dout + b * (x - mean) + c, per-channel a, b, c: the sums are taken first and
+        # x - mean is the only full-size temporary (14 full-size reads and writes instead of 18).
         x, mean, inv_std = self.cache
         C = dout.shape[0]
         m = dout.size // C
         per_channel = (C,) + (1,) * (dout.ndim - 1)
-        xhat = x - mean.astype(x.dtype).reshape(per_channel)
-        xhat *= inv_std.astype(x.dtype).reshape(per_channel)
+        centred = x - mean.astype(x.dtype).reshape(per_channel)
         dbeta = channel_sum(dout)
-        dx = dout * xhat
-        dgamma = channel_sum(dx)
+        dgamma = channel_dot(dout, centred) * inv_std  # sum(dout * xhat)
         self.grads["beta"] = dbeta.astype(dout.dtype)
         self.grads["gamma"] = dgamma.astype(dout.dtype)
         scale = self.params["gamma"] * inv_std / m  # (C,)
-        np.multiply(dout, (m * scale).astype(dout.dtype).reshape(per_channel), out=dx)  # reused
-        xhat *= (scale * dgamma).astype(dout.dtype).reshape(per_channel)
-        dx -= xhat
+        dx = dout * (m * scale).astype(dout.dtype).reshape(per_channel)
+        centred *= (-scale * dgamma * inv_std).astype(dout.dtype).reshape(per_channel)
+        dx += centred
         dx -= (scale * dbeta).astype(dout.dtype).reshape(per_channel)
         return dx
 

@@ -90,6 +90,15 @@ def test_conv_gradients(stride, padding, bands, monkeypatch):
     assert max(errors.values()) < 1e-6, errors
 
 
+def test_channel_sums_are_accurate_in_float32():
+    # BN's statistics over 6 x 28 x 28 x 128 float32 values (bn1 at batch 128), against float64.
+    rng = np.random.default_rng(5)
+    a, b = (rng.standard_normal((6, 28, 28, 128)).astype(np.float32) + 3 for _ in range(2))
+    a64, b64 = a.astype(F64), b.astype(F64)
+    np.testing.assert_allclose(layers.channel_sum(a), a64.sum(axis=(1, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(layers.channel_dot(a, b), (a64 * b64).sum(axis=(1, 2, 3)), rtol=1e-6)
+
+
 @pytest.mark.parametrize("train", [True, False])
 def test_batchnorm_gradients(train):
     rng = np.random.default_rng(2)
