@@ -40,6 +40,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from functools import partial
 
 import numpy as np
 
@@ -181,15 +182,11 @@ def run_worker(impl: str, batch: int, steps: int, warmup: int, profile: bool = F
 
 
 def benchmark(batch_sizes, rounds: int, steps: int, warmup: int) -> dict:
-    per_round = {b: {"numpy": [], "torch": []} for b in batch_sizes}
-    for r in range(rounds):
-        order = IMPLS if r % 2 == 0 else IMPLS[::-1]
-        for b in batch_sizes:
-            for impl in order:
-                per_round[b][impl].append(run_worker(impl, b, steps, warmup))
+    """Each batch size's medians over ``rounds`` alternating rounds (:func:`runlog.alternate`)."""
     processor = cpu()
     results = {}
-    for b, runs in per_round.items():
+    for b in batch_sizes:
+        runs = alternate(IMPLS, rounds, partial(run_worker, batch=b, steps=steps, warmup=warmup))
         ratios = [n / t for n, t in zip(runs["numpy"], runs["torch"], strict=True)]
         results[str(b)] = {
             "numpy_images_per_s": statistics.median(runs["numpy"]),

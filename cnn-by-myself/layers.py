@@ -22,6 +22,7 @@ NUM_CLASSES = 10
 # layout, which for conv1's thin (6 x 25) weights costs more than the multiply itself (the
 # per-layer profile of `make bench`, benchmarks/bench_layers.json, shows conv1 before and after).
 SMALL_GEMM = 10**6
+MIN_BAND = 1024  # columns: below conv1's ~6,700 per band, above conv2's ~400 (see Conv2D._bands)
 
 
 def channel_sum(x: np.ndarray) -> np.ndarray:
@@ -34,6 +35,15 @@ def channel_sum(x: np.ndarray) -> np.ndarray:
     n = x.shape[-1]
     partial = x.reshape(-1, n) @ np.ones(n, dtype=x.dtype)  # (C*H*W,)
     return partial.reshape(x.shape[0], -1).sum(axis=1, dtype=np.float64)  # (C,)
+
+
+def channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-channel sum of ``a * b`` (both ``(C, ...)``), in float64, without the product array:
+    a batched matmul takes one dot product per (c, h, w) over the batch (as ``channel_sum``, in
+    the arrays' precision), and the (C, H*W) partial sums are added in float64."""
+    n = a.shape[-1]
+    partial = a.reshape(-1, 1, n) @ b.reshape(-1, n, 1)  # (C*H*W, 1, 1)
+    return partial.reshape(a.shape[0], -1).sum(axis=1, dtype=np.float64)  # (C,)
 
 
 def to_input(images: np.ndarray, dtype=np.float32) -> np.ndarray:
@@ -106,14 +116,24 @@ class Conv2D(Layer):
                           strides=(sc, sh, sw, sh * s, sw * s, sn), writeable=False)
 
     def _bands(self, patches):
-        """Slices of output rows, each band's GEMM small enough for OpenBLAS's unpacked kernel
-        (``F * C*k*k * columns <= SMALL_GEMM``, see there): conv1 at batch 128 goes one row of
-        3,584 columns at a time. When one row is already too big (conv2) the matrix is taken
-        whole: a big GEMM packs anyway, runs best in one call and splits across BLAS threads.
+        """``(rows, columns)`` slices of the output, each band's GEMM small enough for OpenBLAS's
+        unpacked kernel (``F * C*k*k * pixels * N <= SMALL_GEMM``, see there): conv1 at batch 128
+        goes one row of 28 pixels (3,584 columns) at a time, at batch 256 half a row. A band is
+        whole rows or part of one row, so that ``out[:, rows, columns]`` flattens to a view.
+        Where bands would be narrower than ``MIN_BAND`` columns (conv2's 16 x 150 weights leave
+        about 400) the matrix is taken whole: a big GEMM packs anyway, runs best in one call and
+        splits across BLAS threads.
         """
         C, k, _, Ho, Wo, N = patches.shape
-        rows = SMALL_GEMM // (self.out_channels * C * k * k * Wo * N) or Ho
-        return [slice(r, min(r + rows, Ho)) for r in range(0, Ho, rows)]
+        pixels = SMALL_GEMM // (self.out_channels * C * k * k * N)  # output pixels per band
+        if pixels * N < MIN_BAND:
+            return [(slice(None), slice(None))]
+        if pixels >= Wo:
+            rows = pixels // Wo
+            return [(slice(r, r + rows), slice(None)) for r in range(0, Ho, rows)]
+        width = -(-Wo // -(-Wo // pixels))  # a row in equal pieces: ceil(Wo / ceil(Wo / pixels))
+        return [(slice(r, r + 1), slice(c, c + width))
+                for r in range(Ho) for c in range(0, Wo, width)]
 
     def forward(self, x, train=True):
         patches = self._patches(x)
@@ -122,9 +142,9 @@ class Conv2D(Layer):
         w2 = self.params["weights"].reshape(F, -1)  # (F, C*k*k)
         out = np.empty((F, Ho, Wo, N), dtype=x.dtype)
         bands = self._bands(patches)
-        for rows in bands:
-            cols = patches[:, :, :, rows].reshape(C * k * k, -1)  # im2col: (C*k*k, rows*Wo*N)
-            np.matmul(w2, cols, out=out[:, rows].reshape(F, -1))
+        for rows, columns in bands:
+            cols = patches[:, :, :, rows, columns].reshape(C * k * k, -1)  # im2col
+            np.matmul(w2, cols, out=out[:, rows, columns].reshape(F, -1))
         out += self.params["bias"].reshape(-1, 1, 1, 1)
         # A whole matrix (conv2) is kept for backward; bands (conv1) are rebuilt there, each one
         # still in cache when it is multiplied, instead of 10 MB going through memory twice.
@@ -137,11 +157,12 @@ class Conv2D(Layer):
         k, s, p = self.k, self.stride, self.padding
         w2 = self.params["weights"].reshape(F, -1)  # (F, C*k*k)
         dw = np.zeros((C * k * k, F), dtype=dout.dtype)
-        for rows in self._bands(patches):
-            cols = whole if whole is not None else patches[:, :, :, rows].reshape(C * k * k, -1)
+        for rows, columns in self._bands(patches):
+            band = patches[:, :, :, rows, columns]
+            cols = band.reshape(C * k * k, -1) if whole is None else whole
             # dW = dout @ cols.T, computed transposed: cols @ dout.T multiplies with the long
             # axis (the columns) contiguous in both operands, which OpenBLAS does faster.
-            dw += cols @ dout[:, rows].reshape(F, -1).T  # (C*k*k, F)
+            dw += cols @ dout[:, rows, columns].reshape(F, -1).T  # (C*k*k, F)
         self.grads["weights"] = dw.T.reshape(self.params["weights"].shape)
         self.grads["bias"] = channel_sum(dout).astype(dout.dtype).reshape(F, 1)
         if not self.input_grad:
@@ -181,7 +202,7 @@ class BatchNorm2D(Layer):
             m = x.size // C
             mean = channel_sum(x) / m  # float64 statistics: float32 sums of 10^5 values drift
             out = x - mean.astype(x.dtype).reshape(per_channel)
-            var = channel_sum(np.square(out)) / m
+            var = channel_dot(out, out) / m  # no squared copy
             mom = self.momentum
             self.buffers["running_mean"][:] = mom * self.buffers["running_mean"] + (1 - mom) * mean
             self.buffers["running_var"][:] = mom * self.buffers["running_var"] + (1 - mom) * var
@@ -198,23 +219,23 @@ class BatchNorm2D(Layer):
         return out
 
     def backward(self, dout):
-        # Training-mode gradient (batch statistics depend on x):
+        # Training-mode gradient (batch statistics depend on x), with xhat = (x - mean) * inv_std:
         # dx = gamma * inv_std / M * (M * dout - sum(dout) - xhat * sum(dout * xhat))
+        #    = a * dout + b * (x - mean) + c, per-channel a, b, c: the sums are taken first and
+        # x - mean is the only full-size temporary (14 full-size reads and writes instead of 18).
         x, mean, inv_std = self.cache
         C = dout.shape[0]
         m = dout.size // C
         per_channel = (C,) + (1,) * (dout.ndim - 1)
-        xhat = x - mean.astype(x.dtype).reshape(per_channel)
-        xhat *= inv_std.astype(x.dtype).reshape(per_channel)
+        centred = x - mean.astype(x.dtype).reshape(per_channel)
         dbeta = channel_sum(dout)
-        dx = dout * xhat
-        dgamma = channel_sum(dx)
+        dgamma = channel_dot(dout, centred) * inv_std  # sum(dout * xhat)
         self.grads["beta"] = dbeta.astype(dout.dtype)
         self.grads["gamma"] = dgamma.astype(dout.dtype)
         scale = self.params["gamma"] * inv_std / m  # (C,)
-        np.multiply(dout, (m * scale).astype(dout.dtype).reshape(per_channel), out=dx)  # reused
-        xhat *= (scale * dgamma).astype(dout.dtype).reshape(per_channel)
-        dx -= xhat
+        dx = dout * (m * scale).astype(dout.dtype).reshape(per_channel)
+        centred *= (-scale * dgamma * inv_std).astype(dout.dtype).reshape(per_channel)
+        dx += centred
         dx -= (scale * dbeta).astype(dout.dtype).reshape(per_channel)
         return dx
 

@@ -70,19 +70,33 @@ def labels(n, seed=0):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bands", ["one-band", "bands"])
+@pytest.mark.parametrize("bands", ["one-band", "rows", "pieces"])
 @pytest.mark.parametrize("stride,padding", [(1, 0), (1, 2), (2, 1)])
 def test_conv_gradients(stride, padding, bands, monkeypatch):
-    # A small-GEMM threshold of two output rows' worth makes the layer go band by band.
+    # A small-GEMM threshold of two output rows' worth makes the layer go two rows at a time, one
+    # of two pixels' worth in pieces of a row (4 x 27 weights, batch 2).
     wo = (7 + 2 * padding - 3) // stride + 1
-    monkeypatch.setattr(layers, "SMALL_GEMM", 10**9 if bands == "one-band" else 2 * 4 * 27 * wo * 2)
+    pixels = {"one-band": 10**9, "rows": 2 * wo, "pieces": 2}[bands]
+    monkeypatch.setattr(layers, "SMALL_GEMM", 4 * 27 * pixels * 2)
+    monkeypatch.setattr(layers, "MIN_BAND", 1)
     rng = np.random.default_rng(1)
     layer = nc.Conv2D(3, 4, 3, stride=stride, padding=padding, rng=rng, dtype=F64)
     layer.params["bias"][:] = rng.standard_normal((4, 1))
     x = rng.standard_normal((3, 7, 7, 2))
-    assert (len(layer._bands(layer._patches(x))) > 1) == (bands == "bands")
+    half = -(-wo // 2)  # output rows (as many as columns) in twos
+    expected = {"one-band": 1, "rows": half, "pieces": wo * half}[bands]
+    assert len(layer._bands(layer._patches(x))) == expected
     errors = check_layer_gradients(layer, x)
     assert max(errors.values()) < 1e-6, errors
+
+
+def test_channel_sums_are_accurate_in_float32():
+    # BN's statistics over 6 x 28 x 28 x 128 float32 values (bn1 at batch 128), against float64.
+    rng = np.random.default_rng(5)
+    a, b = (rng.standard_normal((6, 28, 28, 128)).astype(np.float32) + 3 for _ in range(2))
+    a64, b64 = a.astype(F64), b.astype(F64)
+    np.testing.assert_allclose(layers.channel_sum(a), a64.sum(axis=(1, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(layers.channel_dot(a, b), (a64 * b64).sum(axis=(1, 2, 3)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("train", [True, False])
