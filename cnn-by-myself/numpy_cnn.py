@@ -1,4 +1,5 @@
-"""A LeNet-like CNN written from scratch in NumPy: the model, its summary, inference, loading.
+"""A LeNet-like CNN written from scratch in NumPy: the model, its summary, inference, what it
+learned (its features, feature maps and saliency), loading.
 
 The reading path: ``layers.py`` (each layer's forward and backward, and the loss), this file
 (the network built from them), ``training.py`` (SGD, the run's configuration, checkpoints and
@@ -71,7 +72,8 @@ __all__ = [
     "ORIGINAL", "SCHEDULES", "SGD", "TUNED", "TrainConfig", "augment", "checkpoint_step",
     "learning_rate", "list_checkpoints", "random_translate", "read_npz", "save_checkpoint",
     "train", "Sequential", "build_lenet", "summary_rows", "summary", "count_params",
-    "predict_proba", "evaluate", "calibrate_batchnorm", "load",
+    "predict_proba", "evaluate", "calibrate_batchnorm", "load", "features", "feature_maps",
+    "saliency",
 ]
 
 
@@ -231,6 +233,70 @@ def calibrate_batchnorm(model: Sequential, images: np.ndarray, batch_size: int =
         model.forward(to_input(images[start:start + batch_size], model.dtype), train=True)
     for bn, momentum in zip(bns, saved, strict=True):
         bn.momentum = momentum
+
+
+# --------------------------------------------------------------------------------------------
+# What the network learned: its features, its feature maps, its gradient w.r.t. the image
+# --------------------------------------------------------------------------------------------
+
+
+def features(model: Sequential, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """The penultimate activations ``(N, 84)``: the input of the last fully connected layer."""
+    last = max(i for i, layer in enumerate(model.layers) if isinstance(layer, Linear))
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        x = to_input(images[start:start + batch_size], model.dtype)
+        for layer in model.layers[:last]:
+            x = layer.forward(x, train=False)
+        out.append(x.T)
+    return np.concatenate(out)
+
+
+def feature_maps(model: Sequential, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """``(name, (C, H, W))`` for one uint8 image ``(784,)``: each convolution's output (before
+    its batch norm), and each block's output after its max-pool and ReLU ("pool1", ...)."""
+    x = to_input(np.asarray(image).reshape(1, -1), model.dtype)
+    maps, pools = [], 0
+    for layer in model.layers:
+        x = layer.forward(x, train=False)
+        if isinstance(layer, Conv2D):
+            maps.append((layer.name, x[..., 0].copy()))
+        elif isinstance(layer, ReLU) and x.ndim == 4:  # a ReLU after a max-pool ends a block
+            pools += 1
+            maps.append((f"pool{pools}", x[..., 0].copy()))
+    return maps
+
+
+def saliency(model: Sequential, images: np.ndarray, classes) -> np.ndarray:
+    """``d logit[class] / d pixel`` ``(N, 28, 28)`` of each image for its class, by the model's
+    own backward pass (pixels in the network's [0, 1] units).
+
+    In eval mode batch norm is a fixed affine map, ``gamma * (x - running_mean) * inv_std +
+    beta``, so its input gradient is ``dout * gamma * inv_std``: ``BatchNorm2D.backward`` is the
+    training-mode one (batch statistics that depend on x) and is not used here. The first
+    convolution skips its input gradient in training (the images need none): switched on here.
+    """
+    classes = np.broadcast_to(np.asarray(classes), images.shape[:1])
+    if classes.dtype.kind not in "iu" or classes.min() < 0 or classes.max() >= NUM_CLASSES:
+        raise ValueError(f"classes must be integers in [0, {NUM_CLASSES}), one per image")
+    logits = model.forward(to_input(images, model.dtype), train=False)
+    dout = np.zeros_like(logits)
+    dout[classes, np.arange(logits.shape[1])] = 1  # each image's score: its class's logit
+    convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+    saved = [conv.input_grad for conv in convs]
+    try:
+        for conv in convs:
+            conv.input_grad = True
+        for layer in reversed(model.layers):
+            if isinstance(layer, BatchNorm2D):
+                inv_std = 1 / np.sqrt(layer.buffers["running_var"] + layer.eps)
+                dout = dout * (layer.params["gamma"] * inv_std)[:, None, None, None]
+            else:
+                dout = layer.backward(dout)
+    finally:
+        for conv, flag in zip(convs, saved, strict=True):
+            conv.input_grad = flag
+    return dout[0].transpose(2, 0, 1)  # (1, 28, 28, N) -> (N, 28, 28)
 
 
 # --------------------------------------------------------------------------------------------
