@@ -139,7 +139,7 @@ def check_insight(insight: dict, out, map_figure: str) -> None:
     assert set(insight["figures"]) == INSIGHT_FIGURES | {map_figure}
     for figure in insight["figures"].values():
         assert set(figure) == {"en", "zh"}
-        assert all((out / path).stat().st_size > 10_000 for path in figure.values())
+        assert all((out / path).stat().st_size > 5_000 for path in figure.values())
     calibration = insight["calibration"]
     assert calibration["temperature"] > 0
     assert 0 <= calibration["ece_before"] <= 1 and 0 <= calibration["ece_after"] <= 1
