@@ -60,7 +60,7 @@ INSIGHT_FIGURES = {"filters", "feature_maps", "embedding", "confusion_errors",
 # Rows of each notebook's timing table, and where the last full run recorded that time.
 RECORDED_TIMES = {
     "cnn-by-myself": {
-        "Tuned training: 7,000 steps of 128 images": lambda m: m["train_seconds"],
+        "Tuned training: 10,000 steps of 128 images": lambda m: m["train_seconds"],
         "Reproduction of the original's settings: 5,000 steps of 64 images":
             lambda m: m["reproduction"]["train_seconds"],
         "The whole notebook": lambda m: m["provenance"]["wall_seconds"],
@@ -203,7 +203,7 @@ def test_pytorch_notebook_quick_run(quick_runs):
     # trained as the original: no validation held out, the last epoch kept
     assert all(e["val_acc"] is None for e in reproduction["epochs"])
     assert reproduction["selected_epoch"] == reproduction["epochs"][-1]["epoch"]
-    assert len(metrics["ablation"]["rows"]) >= 8
+    assert metrics["ablation"] is None  # a quick run trains no ablation: that is experiments/' job
     ensemble = metrics["ensemble"]
     assert "NumPy tuned" in ensemble["members"] and len(ensemble["members"]) == 3
     assert 0.5 < ensemble["test_accuracy"] <= 1.0
