@@ -92,12 +92,14 @@ def test_the_recipe_is_chosen_on_validation_within_the_budget_in_images():
 
 @pytest.mark.slow
 def test_a_tiny_sweep_writes_a_valid_record(synthetic_dir, tmp_path, monkeypatch):
-    tiny = {"steps": 4, "batch_size": 16, "checkpoint_every": 2}
-    V = sweep.Variant
-    monkeypatch.setattr(sweep, "VARIANTS", [V("original", None, tiny, "staircase"),
-                                            V("tuned", "original", {"lr": 0.1}, "staircase"),
-                                            V("nesterov", "tuned", {"nesterov": True},
-                                              "around tuned")])  # fmt: skip
+    """Today's variants with a thousandth of their steps, from a 5-step ORIGINAL, on 150 images."""
+    def tiny(variant):
+        changes = {k: max(v // 1000, 2) if k == "steps" else v for k, v in variant.changes.items()}
+        return dataclasses.replace(variant, changes=changes)
+
+    monkeypatch.setattr(cnn, "ORIGINAL", dataclasses.replace(cnn.ORIGINAL, steps=5,
+                                                             checkpoint_every=2))  # fmt: skip
+    monkeypatch.setattr(sweep, "VARIANTS", [tiny(v) for v in sweep.VARIANTS])
     monkeypatch.setattr(sweep, "ensure_dataset", lambda folder: folder)  # not the real files
     out = tmp_path / "sweep" / "numpy_sweep.json"
     assert sweep.main(["--data", str(synthetic_dir), "--val-size", "50", "--out", str(out)]) == 0
@@ -105,18 +107,20 @@ def test_a_tiny_sweep_writes_a_valid_record(synthetic_dir, tmp_path, monkeypatch
     assert record["images"] == {"train": 150, "validation": 50, "test": 50}
     assert record["blas_threads"] == 1 and record["provenance"]["git_commit"]
     assert len(record["load_average_at_start"]) == 3 and record["hardware"]
-    assert [run["name"] for run in record["runs"]] == ["original", "tuned", "nesterov"]
+    assert [run["name"] for run in record["runs"]] == [v.name for v in sweep.VARIANTS]
     for run in record["runs"]:
-        assert run["config"]["steps"] == 4 and run["train_seconds"] >= 0
-        assert [c["step"] for c in run["checkpoints"]] == [2, 4]
+        steps = run["config"]["steps"]
+        assert [c["step"] for c in run["checkpoints"]] == [*range(2, steps, 2), steps]
         best = max(run["checkpoints"], key=lambda c: c["val_accuracy"])  # first of equals
         assert (run["selected_step"], run["val_accuracy"], run["test_accuracy"]) == (
             best["step"], best["val_accuracy"], best["test_accuracy"])
-    assert record["runs"][1]["config"]["lr"] == 0.1 and record["runs"][2]["config"]["nesterov"]
-    assert record["chosen"]["name"] in {"original", "tuned", "nesterov"}
+        assert run["train_seconds"] >= 0 and len(run["load_average"]) == 2
+    by_name = {run["name"]: run["config"] for run in record["runs"]}
+    assert by_name["tuned"]["steps"] == 7 and by_name["lr_0.2"]["lr"] == 0.2
+    assert record["chosen"] == sweep.choose(record["runs"])
     assert out.with_suffix(".png").stat().st_size > 0
     readme = (out.parent / "README.md").read_text(encoding="utf-8")
-    assert "| nesterov | nesterov True |" in readme
+    assert "| no_nesterov | nesterov False |" in readme
 
 
 # --- the committed record -----------------------------------------------------------------------
@@ -131,6 +135,7 @@ def test_the_committed_record_is_the_sweep_of_today_s_variants():
             variant.base, variant.changes, variant.group)
         assert run["config"] == dataclasses.asdict(configs[variant.name]), variant.name
     assert record["blas_threads"] == 1 and record["images"]["validation"] == 5000
+    assert record["chosen"] == sweep.choose(record["runs"])
 
 
 def test_the_committed_readme_is_what_the_record_gives():
