@@ -45,18 +45,20 @@ def test_every_variant_changes_trainconfig_fields_of_an_earlier_run():
         assert v.base is None or v.base in names[:i], v.name
         base = cnn.ORIGINAL if v.base is None else configs[v.base]
         assert _differences(base, configs[v.name]) == v.changes, v.name  # each change changes
-        assert v.group in ("staircase", "around tuned"), v.name
+        assert v.group in ("staircase", sweep.AROUND), v.name
 
 
-def test_the_staircase_goes_from_original_to_tuned_one_ingredient_at_a_time():
+def test_the_staircase_goes_from_original_to_the_7000_step_recipe_one_ingredient_at_a_time():
     configs = sweep.configs(sweep.VARIANTS)
     stairs = [v for v in sweep.VARIANTS if v.group == "staircase"]
     assert configs[stairs[0].name] == cnn.ORIGINAL and stairs[0].changes == {}
-    assert configs[stairs[-1].name] == cnn.TUNED and stairs[-1].name == "tuned"
+    assert stairs[-1].name == "+translate" and stairs[-1].changes == {"translate": 1}
+    assert configs["+translate"] == sweep.RECIPE == dataclasses.replace(cnn.TUNED, steps=7000)
     for before, after in itertools.pairwise(stairs):
         assert after.base == before.name and len(after.changes) == 1, after.name
-    around = [v for v in sweep.VARIANTS if v.group == "around tuned"]
-    assert around and all(v.base == "tuned" and len(v.changes) == 1 for v in around)
+    around = [v for v in sweep.VARIANTS if v.group == sweep.AROUND]
+    assert around and all(v.base == "+translate" and len(v.changes) == 1 for v in around)
+    assert configs["steps_10000"] == cnn.TUNED  # the sweep's choice is the default
 
 
 def test_configs_name_the_variant_that_is_wrong():
@@ -76,12 +78,13 @@ def test_the_recipe_is_chosen_on_validation_within_the_budget_in_images():
         return {"name": name, "val_accuracy": val, "images_per_second": images_per_second,
                 "config": config}  # fmt: skip
 
-    tuned = dataclasses.asdict(cnn.TUNED)  # 7,000 x 128 images
+    tuned = dataclasses.asdict(cnn.TUNED)  # 10,000 x 128 images
     runs = [run("tuned", 0.92, None, 10_000, tuned), run("same", 0.92, 5_000, 2_000),
             run("slow", 0.95, 20_000, 3_000)]  # fmt: skip
     assert sweep.choose(runs) == {"name": "tuned", "budget_seconds": 180,
-                                  "images_per_second": 10_000, "estimated_seconds": 89.6,
+                                  "images_per_second": 10_000, "estimated_seconds": 128.0,
                                   "is_tuned_default": True}  # ties: the earlier run
+    assert sweep.choose(runs[1:])["is_tuned_default"] is False
     assert sweep.choose(runs, budget=200)["name"] == "slow"  # 2,000,000 images in 200 s
     with pytest.raises(ValueError, match="no run fits in 10 s at 10,000 images/s"):
         sweep.choose(runs, budget=10)
@@ -116,7 +119,7 @@ def test_a_tiny_sweep_writes_a_valid_record(synthetic_dir, tmp_path, monkeypatch
             best["step"], best["val_accuracy"], best["test_accuracy"])
         assert run["train_seconds"] >= 0 and len(run["load_average"]) == 2
     by_name = {run["name"]: run["config"] for run in record["runs"]}
-    assert by_name["tuned"]["steps"] == 7 and by_name["lr_0.2"]["lr"] == 0.2
+    assert by_name["+translate"]["steps"] == 7 and by_name["lr_0.2"]["lr"] == 0.2
     assert record["chosen"] == sweep.choose(record["runs"])
     assert out.with_suffix(".png").stat().st_size > 0
     readme = (out.parent / "README.md").read_text(encoding="utf-8")
@@ -136,6 +139,18 @@ def test_the_committed_record_is_the_sweep_of_today_s_variants():
         assert run["config"] == dataclasses.asdict(configs[variant.name]), variant.name
     assert record["blas_threads"] == 1 and record["images"]["validation"] == 5000
     assert record["chosen"] == sweep.choose(record["runs"])
+    assert record["question"] == sweep.QUESTION
+
+
+def test_the_committed_record_s_choice_is_training_tuned():
+    """The sweep chose on validation within the budget; that recipe is the committed TUNED."""
+    record = read_json(HERE / "numpy_sweep.json")
+    chosen = next(run for run in record["runs"] if run["name"] == record["chosen"]["name"])
+    assert chosen["config"] == dataclasses.asdict(cnn.TUNED)
+    assert record["chosen"]["is_tuned_default"] is True
+    assert chosen["val_accuracy"] == max(run["val_accuracy"] for run in record["runs"])
+    assert record["runs"][0]["config"] == dataclasses.asdict(cnn.ORIGINAL)
+    assert "renamed" in record["note"] and record["provenance"]["git_commit"][:7] in record["note"]
 
 
 def test_the_committed_readme_is_what_the_record_gives():
