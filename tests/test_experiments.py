@@ -71,7 +71,8 @@ def test_no_summary_means_no_recorded_experiments(tmp_path):
     assert torch_run.recorded_experiments(None, tmp_path)["seeds"] is None
 
 
-@pytest.mark.parametrize("target", ["seeds", "ablation", "resnet", "gpu", "malloc", "summary"])
+@pytest.mark.parametrize("target", ["seeds", "ablation", "ablation-full", "numpy-sweep", "resnet", "gpu",
+                                    "malloc", "robustness", "summary"])
 def test_each_experiment_has_a_make_target(target):
     dry = subprocess.run(["make", "-n", "-C", str(EXPERIMENTS), target], capture_output=True,
                          text=True, check=True).stdout  # fmt: skip
