@@ -251,18 +251,19 @@ def _seeds(summary: dict, where: Path) -> dict:
 
 
 def _sweep(path: Path) -> dict:
-    """experiments/numpy_sweep: the staircase (each step changes the one before it) and the
-    one-factor variants, each with its gain in validation accuracy over its base."""
-    s = _need(_read(path, "make -C experiments numpy-sweep"), ("rows", "hardware", "provenance"), path)
-    by_name = {r["name"]: r for r in s["rows"]}
+    """experiments/numpy_sweep: the staircase (each step changes the one before it), the
+    one-factor variants, each with its gain in validation accuracy over its base, and the run the
+    sweep chose on validation (the tuned recipe)."""
+    s = _need(_read(path, "make -C experiments numpy-sweep"), ("runs", "chosen", "hardware", "provenance"), path)
+    by_name = {r["name"]: r for r in s["runs"]}
     stairs, variants = [], []
-    for r in s["rows"]:
-        base = by_name.get(r.get("base"))
+    for r in s["runs"]:
+        base = by_name.get(r["base"]) if r["base"] else None
         gain = r["val_accuracy"] - base["val_accuracy"] if base else None
-        on_stairs = base is None and not stairs or stairs and base is stairs[-1][0]
-        (stairs if on_stairs else variants).append((r, base, gain))
+        (stairs if r["group"] == "staircase" else variants).append((r, base, gain))
     return {"stairs": stairs, "variants": variants, "hardware": s["hardware"],
             "commit": s["provenance"].get("git_commit", "")[:7], "first": stairs[0][0], "last": stairs[-1][0],
+            "chosen": by_name[s["chosen"]["name"]],
             "largest": max(stairs[1:], key=lambda x: x[2], default=None)}  # fmt: skip
 
 

@@ -116,7 +116,7 @@ def test_tables_equal_the_records(built):
         assert [num(row[3]) for row in t["ablation-full"][1:]] == pytest.approx([100 * g for g in gains], abs=0.005)
         f1 = [c["f1"] for c in rec["cnn-by-pytorch"]["test_report"]["per_class"]]
         assert [num(row[3]) for row in t["per-class"][1:]] == pytest.approx([100 * x for x in f1], abs=0.05)
-        sweep = rec["sweep"]["rows"]
+        sweep = rec["sweep"]["runs"]
         assert [num(row[2]) for row in t["sweep"][1:]] == pytest.approx([100 * r["val_accuracy"] for r in sweep], abs=0.005)
         assert len(t["epochs/reproduction"]) == 21
     assert report.seeds["mean"] == pytest.approx(sum(SEEDS_AS_MARKED) / len(SEEDS_AS_MARKED))
