@@ -2,8 +2,7 @@
 write: both model folders (metrics.json with its insight figures, step logs), the experiments
 shelf (summary.json, numpy_sweep, ablation_full, robustness), the benchmarks, executed notebooks.
 
-``make_inputs(root)`` writes them all under ``root`` and returns their paths; ``add_new_records``
-adds only the records that are new in this change to a copy of the real ones (a manual check).
+``make_inputs(root)`` writes them all under ``root`` and returns their paths.
 """
 
 from __future__ import annotations
@@ -298,19 +297,6 @@ def _notebook(path: Path, title: str) -> None:
     nbformat.write(nb, path)
 
 
-def add_new_records(myself: Path, pytorch: Path, experiments: Path, figure_cache: Path) -> None:
-    """The records new in this change, added to the model folders and experiments shelf given:
-    insight blocks (and figures), the NumPy sweep, the full-budget ablation."""
-    figs = _Figures(figure_cache)
-    for folder, model in ((myself, "cnn-by-myself"), (pytorch, "cnn-by-pytorch")):
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        metrics["insight"] = _insight(folder, figs, model)
-        write_json(folder / "metrics.json", metrics)
-    write_json(experiments / "numpy_sweep" / "numpy_sweep.json", _sweep_record())
-    for name, record in _ablation_full().items():
-        write_json(experiments / "ablation_full" / f"{name}.json", record)
-
-
 def make_inputs(root: Path, figure_cache: Path | None = None, *, quick: bool = False) -> dict:
     """Every record the report reads, fake, under ``root``; returns the folders by role and the
     records written."""
@@ -336,12 +322,15 @@ def make_inputs(root: Path, figure_cache: Path | None = None, *, quick: bool = F
                "reproduction": repro, "provenance": PROVENANCE,
                "ensemble": {"members": ["PyTorch improved", "NumPy tuned"], "test_accuracy": 0.9318,
                             "member_test_accuracies": {"PyTorch improved": 0.9378, "NumPy tuned": 0.9156}}}  # fmt: skip
-    write_json(paths["myself"] / "metrics.json", myself)
-    write_json(paths["pytorch"] / "metrics.json", pytorch)
+    for folder, model, metrics in ((paths["myself"], "cnn-by-myself", myself),
+                                   (paths["pytorch"], "cnn-by-pytorch", pytorch)):
+        write_json(folder / "metrics.json", {**metrics, "insight": _insight(folder, figs, model)})
     summary = _summary_record(paths["experiments"] / "resnet", figs)
     write_json(paths["experiments"] / "summary.json", summary)
     write_json(paths["experiments"] / "robustness" / "robustness.json", ROBUSTNESS)
-    add_new_records(paths["myself"], paths["pytorch"], paths["experiments"], figs.cache)
+    write_json(paths["experiments"] / "numpy_sweep" / "numpy_sweep.json", _sweep_record())
+    for name, record in _ablation_full().items():
+        write_json(paths["experiments"] / "ablation_full" / f"{name}.json", record)
     provenance = {**PROVENANCE, "git_commit": "fedcba9876543210fedcba9876543210fedcba98", "cpu": "Bench CPU"}
     write_json(paths["bench"] / "bench_lenet.json", {"rounds": 5, "steps": 300, "threads": 2, "results": BENCH_RESULTS,
                                                      "provenance": provenance})  # fmt: skip
