@@ -18,18 +18,18 @@ CHECKOUT_PATH = re.compile(
 )
 
 
-def committed_text_files() -> list:
+def committed_files() -> list:
     try:
         listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True,
                                 check=True).stdout  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
-    files = []
-    for name in filter(None, listed.decode().split("\0")):
-        path = REPO_ROOT / name
-        if path.is_file() and b"\0" not in path.read_bytes()[:8192]:
-            files.append(path)
-    return files
+    paths = (REPO_ROOT / name for name in filter(None, listed.decode().split("\0")))
+    return [path for path in paths if path.is_file()]
+
+
+def committed_text_files() -> list:
+    return [path for path in committed_files() if b"\0" not in path.read_bytes()[:8192]]
 
 
 def test_the_scan_finds_a_checkout_path():
@@ -48,7 +48,17 @@ def test_no_committed_file_holds_an_absolute_checkout_path():
         found = own if own in text else (m.group(0) if (m := CHECKOUT_PATH.search(text)) else "")
         if found:
             leaks.append(f"{path.relative_to(REPO_ROOT)}: {found}")
-    assert not leaks, "absolute paths in committed files:\n" + "\n".join(leaks)
+    # Binary files too (a PDF's links, an image's metadata): this checkout's own path at least.
+    leaks += [f"{path.relative_to(REPO_ROOT)}: {own}" for path in committed_files()
+              if own.encode() in path.read_bytes()]  # fmt: skip
+    assert not leaks, "absolute paths in committed files:\n" + "\n".join(sorted(set(leaks)))
+
+
+def test_no_committed_record_names_a_kernel_build():
+    kernel = re.compile(r'"platform": "[^"]*\d+\.\d+\.\d+')
+    found = [str(path.relative_to(REPO_ROOT)) for path in committed_text_files()
+             if kernel.search(path.read_text(encoding="utf-8", errors="replace"))]  # fmt: skip
+    assert not found, "provenance with the kernel's release string:\n" + "\n".join(found)
 
 
 def test_provenance_names_no_kernel_build():
