@@ -612,18 +612,27 @@ def find_chromium() -> str | None:
     return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 
 
-def print_pdf(html: Path, pdf: Path) -> str | None:
-    """``html`` to ``pdf`` with headless Chromium (page numbers come from the CSS @page rules);
-    returns why not, or None on success."""
+# A link to a file beside the report (not a web address, not an anchor in the page).
+LOCAL_LINK = re.compile(r'<a href="(?![a-z]+:|#)[^"]*">(.*?)</a>', re.S)
+
+
+def print_pdf(html: str, pdf: Path) -> str | None:
+    """The page ``html`` to ``pdf`` with headless Chromium (page numbers come from the CSS @page
+    rules); returns why not, or None on success. Links to files beside the report keep only their
+    text: Chromium would write them as this machine's absolute file:// paths, which no reader of
+    the PDF can follow (its figures are embedded, its anchors and web links stay)."""
     binary = find_chromium()
     if binary is None:
         return "chromium not found (Debian: apt-get install chromium fonts-noto-cjk): no PDF"
     tmp = pdf.with_name(f".{pdf.name}.tmp")
     with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
+        page = Path(profile) / "page.html"
+        page.write_text(LOCAL_LINK.sub(r"\1", html), encoding="utf-8")
         proc = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                "--disable-background-networking", "--disable-dev-shm-usage",
                                f"--user-data-dir={profile}", "--no-pdf-header-footer",
-                               f"--print-to-pdf={tmp}", html.resolve().as_uri()],
+                               "--generate-pdf-document-outline",
+                               f"--print-to-pdf={tmp}", page.as_uri()],
                               capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
     if not tmp.is_file() or tmp.stat().st_size == 0:
         return f"chromium failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
@@ -666,7 +675,7 @@ def build(myself: Path, pytorch: Path, out: Path, *, experiments: Path = REPO_RO
                                                          **_markdown_to_html(markdown, out))  # fmt: skip
         write_text(out / f"report{suffix}.html", html)
         if pdf:
-            why = print_pdf(out / f"report{suffix}.html", out / f"report{suffix}.pdf")
+            why = print_pdf(html, out / f"report{suffix}.pdf")
             if why:
                 print(f"report: {why}", file=sys.stderr)
                 pdf = False

@@ -177,6 +177,13 @@ def test_metrics_without_insight_is_an_error(tmp_path):
 
 @pytest.mark.skipif(not HAVE_CHROMIUM, reason="chromium and pdftotext needed")
 @pytest.mark.parametrize("name", ["report.pdf", "report.zh.pdf"])
+def test_pdf_names_no_path_of_this_machine(built, name):
+    data = (built["out"] / name).read_bytes()
+    assert b"file://" not in data and str(built["root"]).encode() not in data
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="chromium and pdftotext needed")
+@pytest.mark.parametrize("name", ["report.pdf", "report.zh.pdf"])
 def test_pdf_main_body_fits_in_15_pages_with_page_numbers(built, name):
     pdf = built["out"] / name
     pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", pdf], capture_output=True,
