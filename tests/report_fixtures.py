@@ -126,24 +126,29 @@ def _numpy_run(folder: Path, name: str, seed: int, figs: _Figures, steps: int = 
             "test_accuracy": round(0.69 + 0.031 * k + 0.001 * seed, 4),
         })  # fmt: skip
     selected = max(checkpoints, key=lambda c: c["val_accuracy"])
-    y, pred = _predictions(seed)
-    figures = {}
-    for key, kind in (("curves", "steps"), ("curves_first_1000", "steps"),
-                      ("confusion", "confusion"), ("misclassified", "images")):  # fmt: skip
-        figures[key] = f"figures/{name}_{key}.png"
-        figs.get(kind, folder / figures[key])
     return {
-        "name": name, "params": 61750, "layers": MYSELF_LAYERS,
+        **_run_record(folder, name, figs, _predictions(seed),
+                      (("curves", "steps"), ("curves_first_1000", "steps"),
+                       ("confusion", "confusion"), ("misclassified", "images"))),
+        "params": 61750, "layers": MYSELF_LAYERS,
         "config": {"steps": steps, "batch_size": 64, "lr": 0.0005 * (1 + seed), "momentum": 0.9,
                    "seed": seed, "translate": int(name == "tuned")},
         "checkpoint": selected["path"],
         "val_accuracy": selected["val_accuracy"], "test_accuracy": selected["test_accuracy"],
-        "train_seconds": 321.25 + seed, "images_per_second": 40.5 + seed, "hardware": HARDWARE,
-        "test_report": _summary(y, pred),
-        "figures": figures,
-        "logs": {"csv": f"logs/{name}_train.csv", "log": f"logs/{name}_train.log"},
+        "train_seconds": 321.25 + seed, "images_per_second": 40.5 + seed,
         "checkpoints": checkpoints, "selected_step": selected["step"],
     }  # fmt: skip
+
+
+def _run_record(folder: Path, name: str, figs: _Figures, predictions, figure_kinds) -> dict:
+    """The fields both kinds of run record share; draws each figure of figure_kinds."""
+    figures = {}
+    for key, kind in figure_kinds:
+        figures[key] = f"figures/{name}_{key}.png"
+        figs.get(kind, folder / figures[key])
+    return {"name": name, "hardware": HARDWARE, "test_report": _summary(*predictions),
+            "figures": figures,
+            "logs": {"csv": f"logs/{name}_train.csv", "log": f"logs/{name}_train.log"}}
 
 
 def _torch_run(folder: Path, name: str, seed: int, figs: _Figures, epochs: int = 3) -> dict:
@@ -157,22 +162,15 @@ def _torch_run(folder: Path, name: str, seed: int, figs: _Figures, epochs: int =
             log.append(**r)
             records.append(r)
     selected = max(records, key=lambda r: r["val_acc"])
-    y, pred = _predictions(seed + 10, error=0.08)
-    figures = {}
-    for key, kind in (("curves", "epochs"), ("confusion", "confusion"),
-                      ("misclassified", "images")):  # fmt: skip
-        figures[key] = f"figures/{name}_{key}.png"
-        figs.get(kind, folder / figures[key])
     return {
-        "name": name, "params": 1630282, "layers": TORCH_LAYERS,
+        **_run_record(folder, name, figs, _predictions(seed + 10, error=0.08),
+                      (("curves", "epochs"), ("confusion", "confusion"), ("misclassified", "images"))),
+        "params": 1630282, "layers": TORCH_LAYERS,
         "config": {"epochs": epochs, "batch_size": 128, "optimizer": "adam", "lr": 0.001,
                    "label_smoothing": 0.1 if name == "improved" else 0.0},
         "checkpoint": f"checkpoints/{name}/epoch{selected['epoch']}.pt",
         "val_accuracy": selected["val_acc"], "test_accuracy": selected["test_acc"],
-        "train_seconds": 75.5 + seed, "images_per_second": 2500.25 + seed, "hardware": HARDWARE,
-        "test_report": _summary(y, pred),
-        "figures": figures,
-        "logs": {"csv": f"logs/{name}_train.csv", "log": f"logs/{name}_train.log"},
+        "train_seconds": 75.5 + seed, "images_per_second": 2500.25 + seed,
         "epochs": records, "selected_epoch": selected["epoch"],
     }  # fmt: skip
 
