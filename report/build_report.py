@@ -295,7 +295,9 @@ def _speed(bench: Path) -> tuple[dict, dict, dict]:
     per_layer = {k: sum(v["numpy"].values()) / sum(v["torch"].values()) for k, v in layers["results"]["layers"].items()}
     totals = {impl: sum(sum(v[impl].values()) for v in layers["results"]["layers"].values()) for impl in ("numpy", "torch")}
     speed = {"rows": rows, "threads": lenet.get("threads"), "commit": lenet["provenance"]["git_commit"][:7],
-             "cpus": sorted({r["cpu"] for r in rows})}  # fmt: skip
+             "cpus": sorted({r["cpu"] for r in rows}),
+             "faster": [r["batch"] for r in rows if r["ratio"] >= 1],
+             "slower": [r["batch"] for r in rows if r["ratio"] < 1]}  # fmt: skip
     slowest = max(per_layer, key=per_layer.get)
     return speed, {**layers["results"], "ratio": per_layer, "totals": totals, "slowest": slowest}, epoch
 
@@ -339,10 +341,14 @@ def _facts(r: Report) -> dict:
     numpy_repro = r.myself.reproduction
     cps = numpy_repro.checkpoints
     best_cpu = max((r.myself.main, improved, r.pytorch.reproduction), key=lambda x: x.test_accuracy)
+    tuned = r.myself.main.checkpoints
     return {
         "held": held, "loss_low": low, "loss_last": last,
         "floor": smoothing_floor(eps), "eps": eps, "improved_last": improved.epochs[-1],
         "numpy_still_rising": cps[-1]["val_accuracy"] >= max(c["val_accuracy"] for c in cps),
+        "tuned_gap": max(abs(c["val_accuracy"] - c["test_accuracy"]) for c in tuned),
+        "tuned_best_agree": max(tuned, key=lambda c: c["val_accuracy"])["step"]
+        == max(tuned, key=lambda c: c["test_accuracy"])["step"],
         "torch_last": last["test_acc"], "original_last": original.TORCH_TEST_ACC[-1],
         "original_best": max(original.TORCH_TEST_ACC), "original_epoch1": original.TORCH_EPOCH_1,
         "ours_epoch1": repro.epochs[0], "best_cpu": best_cpu,

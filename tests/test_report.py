@@ -175,6 +175,13 @@ def test_metrics_without_insight_is_an_error(tmp_path):
                            experiments=inputs["experiments"], bench=inputs["bench"], pdf=False)  # fmt: skip
 
 
+@pytest.mark.parametrize("name", ["report.md", "report.zh.md"])
+def test_no_record_is_printed_raw(built, name):
+    """Every value is formatted: no Python dict, list of floats or None slips into the prose."""
+    for line in built["docs"][name].splitlines():
+        assert not re.search(r"\{'|\[\d+\.\d+, |\bNone\b", line), line
+
+
 @pytest.mark.skipif(not HAVE_CHROMIUM, reason="chromium and pdftotext needed")
 @pytest.mark.parametrize("name", ["report.pdf", "report.zh.pdf"])
 def test_pdf_names_no_path_of_this_machine(built, name):
