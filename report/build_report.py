@@ -82,7 +82,7 @@ class Bi:
 
 
 FULL_ABLATION = (  # (record in experiments/ablation_full, the 4-epoch ablation's row, ingredient)
-    ("no_translate", "translate", Bi("random 1-pixel shifts", "随机 1 像素平移")),
+    ("no_translate", "translate", Bi("random shifts", "随机平移")),
     ("no_flips", "hflip", Bi("random horizontal flips", "随机水平翻转")),
     ("tta_off", "tta_flip", Bi("flip test-time augmentation", "测试时翻转增强（TTA）")),
 )
@@ -267,6 +267,9 @@ def _sweep(path: Path) -> dict:
             "largest": max(stairs[1:], key=lambda x: x[2], default=None)}  # fmt: skip
 
 
+EMBEDDINGS = {"tsne": "t-SNE", "pca": "PCA"}  # insight.embed's method, as the prose names it
+
+
 def _changes(changes: dict) -> str:
     return ", ".join(f"`{k}={v}`" for k, v in changes.items()) or "–"
 
@@ -282,7 +285,8 @@ def _full_ablation(folder: Path, four: dict) -> dict:
         rows.append({"what": what, "with": improved["val_accuracy"], "without": without["val_accuracy"],
                      "gain": improved["val_accuracy"] - without["val_accuracy"],
                      "test_gain": improved["test_accuracy"] - without["test_accuracy"],
-                     "gain4": row4["val_accuracy"] - base4["val_accuracy"], "name": name})  # fmt: skip
+                     "gain4": row4["val_accuracy"] - base4["val_accuracy"], "change4": row4["description"],
+                     "name": name})  # fmt: skip
     return {"improved": improved, "rows": rows, "records": records}
 
 
@@ -331,7 +335,7 @@ def smoothing_floor(eps: float, k: int = 10) -> float:
     return -(on * math.log(on) + (k - 1) * off * math.log(off)) if eps else 0.0
 
 
-def _facts(r: Report) -> dict:
+def _facts(r: Report, summary: dict) -> dict:
     """Numbers the prose states, derived from the records in one place."""
     repro, improved = r.pytorch.reproduction, r.pytorch.main
     held = "val_loss" if repro.validation else "test_loss"
@@ -342,6 +346,15 @@ def _facts(r: Report) -> dict:
     cps = numpy_repro.checkpoints
     best_cpu = max((r.myself.main, improved, r.pytorch.reproduction), key=lambda x: x.test_accuracy)
     tuned = r.myself.main.checkpoints
+    resnets = [x for x in summary["gpu_runs"]["rows"] if x.get("preset") == "resnet"]
+    labels = {x.label.en: x.label for m in (r.myself, r.pytorch) for x in (m.main, m.reproduction)}
+    all_data = [g for g in summary["init_seeds"]["groups"] if not g.get("validation", True)]
+    means = [g["test_accuracy"]["mean"] for g in all_data]
+    start_gap = {g["init"]: abs(g["epoch_1"]["train_loss"] - original.TORCH_EPOCH_1["train_loss"])
+                 for g in all_data}  # fmt: skip
+    ablation = [x for x in r.ablation["rows"].values() if x["name"] != "baseline"]
+    base4 = r.ablation["rows"]["baseline"]["val_accuracy"]
+    p_val, n_val = r.full["improved"]["val_accuracy"], sum(r.myself.class_counts.get("val", []))
     return {
         "held": held, "loss_low": low, "loss_last": last,
         "floor": smoothing_floor(eps), "eps": eps, "improved_last": improved.epochs[-1],
@@ -358,6 +371,19 @@ def _facts(r: Report) -> dict:
         "ensemble_best": max(r.ensemble["member_test_accuracies"].items(), key=lambda x: x[1]),
         "shirt": [m.main.report["per_class"][6]["f1"] for m in (r.myself, r.pytorch)],
         "largest": [m.main.report["most_confused"][0] for m in (r.myself, r.pytorch)],
+        "resnet_variant": max(resnets, key=lambda x: x["val_accuracy"], default=None),
+        "stairs_ranked": sorted(r.sweep["stairs"][1:], key=lambda x: -x[2]),
+        "ablation_ranked": sorted(({**x, "gain": x["val_accuracy"] - base4} for x in ablation),
+                                  key=lambda x: -x["gain"]),
+        "val_se": math.sqrt(p_val * (1 - p_val) / n_val) if n_val else None,  # one accuracy's
+        "init_all_data": all_data,
+        "init_spread": max(means) - min(means) if len(all_data) > 1 else None,  # needs two
+        "wd_stair": next((s for s in r.sweep["stairs"] if "weight_decay" in s[0]["changes"]), None),
+        "wd_variant": any("weight_decay" in v[0]["changes"] for v in r.sweep["variants"]),
+        "test_against": [x for x in r.full["rows"] if x["test_gain"] < 0],
+        "init_closest": min(start_gap, key=start_gap.get) if len(all_data) > 1 else None,
+        "label": lambda name: labels.get(name, Bi(name, name)),
+        "embedding": EMBEDDINGS.get(r.myself.embedding["method"], r.myself.embedding["method"]),
     }  # fmt: skip
 
 
@@ -406,7 +432,8 @@ def _tables(r: Report, original_numpy: dict) -> dict[str, Table]:
                                 Bi("Val. without (%)", "去掉后验证 (%)"), Bi("It adds (val. points)", "贡献（验证，百分点）"),
                                 Bi("It adds (test points)", "贡献（测试，百分点）"), Bi("At 4 epochs (val. points)", "4 轮消融中（验证，百分点）")],
                                [[x["what"], f"{100 * x['with']:.2f}", f"{100 * x['without']:.2f}", pts(x["gain"]),
-                                 pts(x["test_gain"]), pts(x["gain4"])] for x in r.full["rows"]])  # fmt: skip
+                                 pts(x["test_gain"]), f"{pts(x['gain4'])} (`{x['change4']}`)"]
+                                for x in r.full["rows"]])  # fmt: skip
     t["speed"] = Table("speed", Bi("The same LeNet trained in NumPy and in PyTorch, side by side (images/s)",
                                    "同一个 LeNet 分别用 NumPy 与 PyTorch 训练的吞吐量对比（图像/秒）"),
                        [Bi("CPU", "CPU"), Bi("Batch", "批大小"), "NumPy", "PyTorch", Bi("NumPy / PyTorch", "NumPy / PyTorch")],
@@ -533,7 +560,7 @@ def read_inputs(myself: Path, pytorch: Path, experiments: Path, bench: Path, not
                ablation, _full_ablation(Path(experiments) / "ablation_full", ablation["rows"]),
                _sweep(Path(experiments) / "numpy_sweep" / "numpy_sweep.json"), speed, layers, epoch,
                robustness, {}, {}, {}, _export_notebooks(notebooks, out))  # fmt: skip
-    r.facts = _facts(r)
+    r.facts = _facts(r, summary)
     r.tables = {**_tables(r, original.NUMPY_TEST_ACC), **_appendix_tables(r, summary, robustness_table)}
     r.figures = _figures(r, out)
     return r

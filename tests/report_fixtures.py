@@ -240,7 +240,7 @@ def _insight(folder: Path, figs: _Figures, model: str) -> dict:
             "calibration": _calibration(seed),
             "confident_mistakes": [{"index": 1000 + k, "label": 6, "predicted": k % 10,
                                     "probability": 0.99 - k / 100} for k in range(5)],
-            "embedding": {"method": "t-SNE", "n": 2000, "seconds": 12.5}}  # fmt: skip
+            "embedding": {"method": "tsne", "n": 2000, "seconds": 12.5}}  # fmt: skip
 
 
 def _sweep_record() -> dict:

@@ -126,7 +126,7 @@ def test_prose_numbers_come_from_the_records(built):
     md, rec = built["docs"]["report.md"], built["records"]
     resnet = rec["summary"]["resnet"]
     assert f"**{100 * resnet['test_accuracy']:.2f}%** at its validation-selected epoch" in md
-    assert "our best model" in md.lower()
+    assert "a ResNet trained on a GPU, the strongest network here" in md
     ens = rec["cnn-by-pytorch"]["ensemble"]
     assert f"{100 * ens['test_accuracy']:.2f}%, below its best member" in md
     assert "commit `374c6fa`" in md  # the 4-epoch ablation's commit is named
