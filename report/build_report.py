@@ -620,6 +620,9 @@ def render_markdown(r: Report, lang: str, env: jinja2.Environment | None = None)
     text = re.sub(r"\n{3,}", "\n\n", text)
     if lang == "zh":  # a line break or space between two CJK characters would show as a space
         text = re.sub(rf"(?<=[{CJK}])(\*\*)?[ \n](?=[{CJK}])", r"\1", text)
+        # CommonMark closes ** only before a space or punctuation, so "**结论。**我们" would keep
+        # its asterisks (here and on GitHub): Chinese bold is written as HTML instead.
+        text = re.sub(r"\*\*([^*\n]+?)\*\*", r"<strong>\1</strong>", text)
     return text
 
 

@@ -146,6 +146,7 @@ def test_chinese_html_follows_cjk_typography(built):
     assert not re.search(r"[\u4e00-\u9fff]</strong>[。，、；：！？]", html)
     paragraphs = [re.sub(r"<[^>]+>", "", p) for p in re.findall(r"<(?:p|li|td)>(.*?)</(?:p|li|td)>", html, re.S)]
     assert len(paragraphs) > 50
+    assert not [text for text in paragraphs if "**" in text]  # every bold phrase rendered as bold
     for text in paragraphs:  # a line break between CJK characters shows as a space
         assert not re.search(rf"[{cjk}][ \n]+[{cjk}]", text), text
 
