@@ -8,7 +8,8 @@ metrics.json the report), and this folder's README.md, its tables rendered from 
 ``seeds`` (the reproduction over seeds, ``over_seeds``), ``init_seeds`` (over seeds with each
 initialisation, with or without validation, ``seeds_by_init``), ``gpu_runs`` (``recorded_runs``),
 ``ablation`` and ``resnet`` (their records as written); ``display``, the tables as the notebook
-shows them; and ``malloc``, the allocator benchmark's results. Seed 0 of ``seeds`` is the
+shows them; ``malloc``, the allocator benchmark's results, and ``lowering``, those of the conv2
+lowering study. Seed 0 of ``seeds`` is the
 reproduction the notebook recorded last (``cnn-by-pytorch/metrics.json``): run this again after a
 full notebook run.
 """
@@ -214,7 +215,9 @@ def summarise(root: Path = HERE, notebook_metrics: Path = NOTEBOOK_METRICS) -> d
     if resnet is not None:  # its files, relative to this folder as the summary's other paths
         resnet = {**resnet, "figures": {k: f"resnet/{v}" for k, v in resnet["figures"].items()},
                   "logs": {k: f"resnet/{v}" for k, v in resnet["logs"].items()}}  # fmt: skip
-    malloc = torch_run.read_recorded(root / "malloc" / "bench_malloc.json")
+    benchmarks = {name: torch_run.read_recorded(root / path) for name, path in
+                  (("malloc", "malloc/bench_malloc.json"),
+                   ("lowering", "conv_lowering/bench_lowering.json"))}
     return {
         "seeds": seeds,
         "init_seeds": init_seeds,
@@ -223,8 +226,8 @@ def summarise(root: Path = HERE, notebook_metrics: Path = NOTEBOOK_METRICS) -> d
         "resnet": resnet,
         "display": {"seeds_line": seeds_line(seeds) if seeds else None,
                     "init_table": init_rows(init_seeds) if init_seeds else None},  # fmt: skip
-        "malloc": {key: malloc[key] for key in ("rounds", "steps", "threads", "results")}
-        if malloc else None,
+        **{name: {key: record[key] for key in ("rounds", "steps", "threads", "results")}
+           if record else None for name, record in benchmarks.items()},
     }
 
 

@@ -75,7 +75,7 @@ def test_no_summary_means_no_recorded_experiments(tmp_path):
 
 
 @pytest.mark.parametrize("target", ["seeds", "ablation", "ablation-full", "numpy-sweep", "resnet", "gpu",
-                                    "malloc", "robustness", "summary"])
+                                    "malloc", "lowering", "robustness", "summary"])
 def test_each_experiment_has_a_make_target(target):
     dry = subprocess.run(["make", "-n", "-C", str(EXPERIMENTS), target], capture_output=True,
                          text=True, check=True).stdout  # fmt: skip
