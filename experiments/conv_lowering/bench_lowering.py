@@ -19,7 +19,8 @@ Modes, each run as conv2 of the real training step (the model's other layers unc
 MEC input gradient. Each worker checks its layer against the model's on one batch first.
 Measured per batch size in a fresh process: the whole step (forward, loss, backward, SGD) and
 conv2's forward and backward inside it, in ms; the modes alternate over ``--rounds`` rounds and
-the medians are reported, with the median per-round speed-up of the step over ``im2col``.
+the medians are reported, with the median per-round speed-up of the step over ``im2col`` and
+the range of those speed-ups.
 """
 
 from __future__ import annotations
@@ -208,9 +209,10 @@ def benchmark(rounds: int, steps: int, warmup: int) -> dict:
         row = {mode: {key: statistics.median(run[batch][key] for run in runs[mode]) for key in TIMED}
                for mode in MODES}  # fmt: skip
         for mode in MODES:  # the step's speed-up over the model as it is, round by round
-            row[mode]["speedup"] = statistics.median(
-                base[batch]["step"] / run[batch]["step"]
-                for base, run in zip(runs["im2col"], runs[mode], strict=True))
+            speedups = [base[batch]["step"] / run[batch]["step"]
+                        for base, run in zip(runs["im2col"], runs[mode], strict=True)]
+            row[mode]["speedup"] = statistics.median(speedups)
+            row[mode]["speedup_range"] = [min(speedups), max(speedups)]
         results["batches"][batch] = row
     return results
 
@@ -218,11 +220,12 @@ def benchmark(rounds: int, steps: int, warmup: int) -> dict:
 def table(results: dict, rounds: int, steps: int) -> str:
     lines = [f"NumPy LeNet training step by how conv2 is lowered, on {results['cpu']}, median of "
              f"{rounds} rounds x {steps} steps, {blas_threads()} BLAS threads",
-             f"{'batch':>5}  {'mode':<7} {'conv2 fwd':>9} {'bwd':>6} {'step ms':>8} {'speed-up':>9}"]
+             f"{'batch':>5}  {'mode':<7} {'conv2 fwd':>9} {'bwd':>6} {'step ms':>8} {'speed-up':>9}  {'rounds':>11}"]
     for batch, row in results["batches"].items():
         for mode, r in row.items():
             lines.append(f"{batch:>5}  {mode:<7} {r['conv2_forward']:>9.2f} {r['conv2_backward']:>6.2f} "
-                         f"{r['step']:>8.2f} {r['speedup']:>9.3f}")
+                         f"{r['step']:>8.2f} {r['speedup']:>9.3f}  "
+                         f"{r['speedup_range'][0]:.2f}-{r['speedup_range'][1]:.2f}")
     return "\n".join(lines)
 
 
