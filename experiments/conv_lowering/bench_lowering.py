@@ -41,11 +41,11 @@ from fashion_mnist.results import import_model_module  # noqa: E402
 from fashion_mnist.runlog import alternate, benchmark_main, blas_threads, cpu, worker_result  # noqa: E402
 
 nc = import_model_module("cnn-by-myself", "numpy_cnn")
+bench_lenet = import_model_module("benchmarks", "bench_lenet")  # its NumPy set-up, shared
 
 MODES = ("im2col", "mec", "hybrid")
 BATCH_SIZES = (64, 128)
 CONV2 = 4  # conv2's position in build_lenet's layers
-DISTINCT_BATCHES = 16  # cycled through, as in benchmarks/bench_lenet.py
 TIMED = ("step", "conv2_forward", "conv2_backward")
 
 
@@ -179,18 +179,14 @@ def measure(mode: str, steps: int, warmup: int) -> dict:
     """Per batch size: the training step, conv2's forward and backward, ms per step."""
     results = {}
     for batch in BATCH_SIZES:
-        rng = np.random.default_rng(0)
-        images = rng.integers(0, 256, (DISTINCT_BATCHES, batch, 784), dtype=np.uint8)
-        labels = rng.integers(0, nc.NUM_CLASSES, (DISTINCT_BATCHES, batch))
-        inputs = [nc.to_input(x) for x in images]
-        model = nc.build_lenet()
+        inputs, labels, model, optimizer, loss_fn = bench_lenet.numpy_setup(batch)
+        # the variant holds the model's parameter arrays, which the optimizer updates
         model.layers[CONV2] = conv2_as(mode, model)
         check_against_model(model.layers[CONV2], nc.build_lenet().layers[CONV2], batch)
-        optimizer, loss_fn = nc.SGD(model.params(), 0.01, momentum=0.9), nc.SoftmaxCrossEntropy()
         for i in range(warmup + steps):
             if i in (0, warmup):  # warm-up steps fill a dict that is dropped
                 seconds = dict.fromkeys(TIMED, 0.0)
-            k = i % DISTINCT_BATCHES
+            k = i % bench_lenet.DISTINCT_BATCHES
             train_step(model, loss_fn, optimizer, inputs[k], labels[k], seconds)
         results[str(batch)] = {key: 1e3 * value / steps for key, value in seconds.items()}
     return results
