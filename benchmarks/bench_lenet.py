@@ -45,7 +45,7 @@ from functools import partial
 import numpy as np
 
 from fashion_mnist.files import read_json
-from fashion_mnist.memory import MALLOC_THRESHOLDS
+from fashion_mnist.memory import with_malloc_settings
 from fashion_mnist.results import import_model_module
 from fashion_mnist.runlog import (
     alternate,
@@ -175,7 +175,7 @@ def run_worker(impl: str, batch: int, steps: int, warmup: int, profile: bool = F
     cmd = [sys.executable, __file__, "--worker", impl, "--batch-sizes", str(batch),
            "--steps", str(steps), "--warmup", str(warmup), *(["--profile"] if profile else [])]
     # glibc's malloc as the PyTorch training has it (keep_freed_memory), the same for both sides
-    env = {**os.environ, **{name: str(value) for name, value in MALLOC_THRESHOLDS.items()}}
+    env = with_malloc_settings(os.environ)
     # stdout carries the result; a failing worker's traceback goes straight to the terminal
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])

@@ -9,9 +9,8 @@ metrics.json the report), and this folder's README.md, its tables rendered from 
 initialisation, with or without validation, ``seeds_by_init``), ``gpu_runs`` (``recorded_runs``),
 ``ablation`` and ``resnet`` (their records as written); ``display``, the tables as the notebook
 shows them; ``malloc``, the allocator benchmark's results, and ``lowering``, those of the conv2
-lowering study. Seed 0 of ``seeds`` is the
-reproduction the notebook recorded last (``cnn-by-pytorch/metrics.json``): run this again after a
-full notebook run.
+lowering study. Seed 0 of ``seeds`` is the reproduction the notebook recorded last
+(``cnn-by-pytorch/metrics.json``): run this again after a full notebook run.
 """
 
 from __future__ import annotations

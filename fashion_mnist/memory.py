@@ -38,3 +38,9 @@ def without_malloc_settings(env: Mapping[str, str]) -> dict[str, str]:
     a malloc nobody calls). For measuring glibc's defaults against ``keep_freed_memory``."""
     dropped = ("GLIBC_TUNABLES", "LD_PRELOAD")
     return {k: v for k, v in env.items() if not k.startswith("MALLOC_") and k not in dropped}
+
+
+def with_malloc_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` plus :data:`MALLOC_THRESHOLDS` as environment variables: a child process's glibc
+    then keeps freed memory from its start, as ``keep_freed_memory`` does (the benchmarks' workers)."""
+    return {**env, **{name: str(value) for name, value in MALLOC_THRESHOLDS.items()}}

@@ -74,8 +74,9 @@ def test_keep_freed_memory_serves_large_blocks_from_the_heap_and_keeps_them():
 
 
 def test_the_same_thresholds_as_environment_variables_do_the_same():
-    # how the LeNet benchmark sets them for both of its workers
-    env = {name: str(value) for name, value in memory.MALLOC_THRESHOLDS.items()}
+    # how the LeNet benchmarks set them for their workers
+    env = memory.with_malloc_settings({})
+    assert env == {name: str(value) for name, value in memory.MALLOC_THRESHOLDS.items()}
     _, mapped, _, kept_in_heap = _probe("default", env)
     assert mapped == 0 and kept_in_heap >= 16, (mapped, kept_in_heap)
 

@@ -36,7 +36,7 @@ from numpy.lib.stride_tricks import as_strided
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2])]
 
-from fashion_mnist.memory import MALLOC_THRESHOLDS  # noqa: E402
+from fashion_mnist.memory import with_malloc_settings  # noqa: E402
 from fashion_mnist.results import import_model_module  # noqa: E402
 from fashion_mnist.runlog import alternate, benchmark_main, blas_threads, cpu, worker_result  # noqa: E402
 
@@ -195,7 +195,7 @@ def measure(mode: str, steps: int, warmup: int) -> dict:
 def run_worker(mode: str, steps: int, warmup: int) -> dict:
     """One measurement in a fresh process, glibc's malloc set as in benchmarks/bench_lenet.py."""
     cmd = [sys.executable, __file__, "--worker", mode, "--steps", str(steps), "--warmup", str(warmup)]
-    return worker_result(cmd, {**os.environ, **{k: str(v) for k, v in MALLOC_THRESHOLDS.items()}})
+    return worker_result(cmd, with_malloc_settings(os.environ))
 
 
 def benchmark(rounds: int, steps: int, warmup: int) -> dict:
